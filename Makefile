@@ -1,0 +1,76 @@
+# Roombook operations. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# uv is bootstrapped into .tools/ from PyPI when it is not on PATH.
+UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+RUN := $(UV) run --locked
+PYTEST_ARGS ?=
+DOMAINS := core auth users audit bookings
+
+.PHONY: help install run serve test $(addprefix test-,$(DOMAINS)) check fmt migrate \
+	makemigration downgrade db-start db-stop openapi docker-build up down clean create-admin \
+	audit-verify bench
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_%-]+:.*?## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
+
+.tools/bin/uv:
+	python3 -m venv .tools
+	.tools/bin/pip install --quiet uv
+
+install: $(if $(findstring .tools,$(UV)),.tools/bin/uv) ## Install locked dependencies into .venv
+	$(UV) sync --locked
+
+run: install ## Serve with auto-reload on http://127.0.0.1:8000 (embedded DB unless DATABASE__URL)
+	$(RUN) python -m app.cli run
+
+serve: install ## Serve like production: no reload, workers from settings, proxy headers
+	$(RUN) python -m app.cli serve
+
+test: install ## Run the whole suite with coverage (fails under 90%)
+	$(RUN) pytest --cov=app --cov-report=term --cov-fail-under=90 $(PYTEST_ARGS)
+
+test-%: install ## Run one domain's suite, e.g. make test-auth
+	$(RUN) pytest tests/$* $(PYTEST_ARGS)
+
+check: install ## Lint, format check and strict type check
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy app tests migrations
+
+fmt: install ## Format and auto-fix lint findings
+	$(RUN) ruff format .
+	$(RUN) ruff check --fix .
+
+migrate: install ## Apply migrations up to head
+	$(RUN) python -m app.cli migrate
+
+makemigration: install ## Autogenerate a migration: make makemigration m="add rooms"
+	$(RUN) python -m app.cli makemigration -m "$(m)"
+
+downgrade: install ## Revert one migration (or to rev=<revision>)
+	$(RUN) python -m app.cli downgrade $(or $(rev),-1)
+
+db-start: install ## Start the embedded PostgreSQL and leave it running
+	$(RUN) python -m app.cli db-start
+
+db-stop: install ## Stop the embedded PostgreSQL
+	$(RUN) python -m app.cli db-stop
+
+openapi: install ## Write openapi.json
+	$(RUN) python -m app.cli openapi -o openapi.json
+
+docker-build: ## Build the container image
+	docker build -t roombook:latest .
+
+up: ## Start PostgreSQL, migrations and the API with compose
+	docker compose up -d --build
+
+down: ## Stop the compose stack
+	docker compose down
+
+clean: ## Remove the virtualenv, caches and embedded database data
+	-$(UV) run --locked python -m app.cli db-stop 2>/dev/null
+	rm -rf .venv .tools .data .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov openapi.json

@@ -1,0 +1,144 @@
+"""Operator commands behind the Makefile: `python -m app.cli <command>`."""
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import uvicorn
+from alembic import command
+from alembic.config import Config
+
+from app import devdb
+from app.core.config import get_settings
+
+ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
+
+
+def provide_database(*, keep_running: bool = False) -> str:
+    """Return the configured database URL, or start the embedded server and return its URL.
+
+    The URL is exported as `DATABASE__URL` so reloaders, workers and Alembic see it too.
+    """
+    configured = get_settings().database.url
+    if configured is not None:
+        return configured.get_secret_value()
+    server_url = devdb.embedded_server_url(keep_running=keep_running)
+    asyncio.run(devdb.ensure_database(server_url, devdb.DATABASE_NAME))
+    url = devdb.with_database(server_url, devdb.DATABASE_NAME)
+    os.environ["DATABASE__URL"] = url
+    get_settings.cache_clear()
+    return url
+
+
+def alembic_config() -> Config:
+    """Alembic configuration pointing at this project's migrations."""
+    return Config(str(ALEMBIC_INI))
+
+
+def cmd_migrate(args: argparse.Namespace) -> None:
+    """Apply migrations up to a revision (head by default)."""
+    provide_database()
+    command.upgrade(alembic_config(), args.revision)
+
+
+def cmd_downgrade(args: argparse.Namespace) -> None:
+    """Revert migrations down to a revision (one step by default)."""
+    provide_database()
+    command.downgrade(alembic_config(), args.revision)
+
+
+def cmd_makemigration(args: argparse.Namespace) -> None:
+    """Autogenerate a migration from the models."""
+    provide_database()
+    command.upgrade(alembic_config(), "head")
+    command.revision(alembic_config(), message=args.message, autogenerate=True)
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    """Provide a database, migrate, and serve with auto-reload for development."""
+    provide_database()
+    command.upgrade(alembic_config(), "head")
+    server = get_settings().server
+    uvicorn.run(
+        "app.main:app",
+        host=server.host,
+        port=server.port,
+        reload=True,
+        reload_dirs=["app"],
+        access_log=False,
+        log_config=None,
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    """Serve like production: no reload, several workers, proxy headers honoured."""
+    provide_database()
+    settings = get_settings()
+    uvicorn.run(
+        "app.main:app",
+        host=settings.server.host,
+        port=settings.server.port,
+        workers=settings.server.workers,
+        proxy_headers=True,
+        forwarded_allow_ips=",".join(settings.http.trusted_proxies) or "127.0.0.1",
+        access_log=False,
+        log_config=None,
+    )
+
+
+def cmd_db_start(args: argparse.Namespace) -> None:
+    """Start the embedded PostgreSQL and leave it running."""
+    url = provide_database(keep_running=True)
+    sys.stdout.write(f"embedded PostgreSQL running: DATABASE__URL={url}\n")
+
+
+def cmd_db_stop(args: argparse.Namespace) -> None:
+    """Stop the embedded PostgreSQL."""
+    devdb.stop_embedded_server()
+
+
+def cmd_openapi(args: argparse.Namespace) -> None:
+    """Write the OpenAPI document without starting a server or a database."""
+    from app.factory import create_app
+
+    document = create_app().openapi()
+    Path(args.output).write_text(json.dumps(document, indent=2) + "\n")
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "migrate": cmd_migrate,
+    "downgrade": cmd_downgrade,
+    "makemigration": cmd_makemigration,
+    "run": cmd_run,
+    "serve": cmd_serve,
+    "db-start": cmd_db_start,
+    "db-stop": cmd_db_stop,
+    "openapi": cmd_openapi,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Describe the commands and their arguments."""
+    parser = argparse.ArgumentParser(prog="python -m app.cli", description="Roombook operations")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate").add_argument("revision", nargs="?", default="head")
+    sub.add_parser("downgrade").add_argument("revision", nargs="?", default="-1")
+    sub.add_parser("makemigration").add_argument("-m", "--message", required=True)
+    sub.add_parser("openapi").add_argument("-o", "--output", default="openapi.json")
+    for name in ("run", "serve", "db-start", "db-stop"):
+        sub.add_parser(name)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the command line and run the command."""
+    args = build_parser().parse_args(argv)
+    COMMANDS[args.command](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""Map database failures to 503 problems and re-run requests hit by serialization failures."""
+
+import asyncio
+import enum
+
+import structlog
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.errors import ServiceUnavailable
+from app.core.middleware import send_problem
+
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+UNAVAILABLE_SQLSTATES = frozenset({"57014", "57P01", "57P02", "57P03", "53300"})
+
+log = structlog.get_logger("roombook.db")
+
+
+class DbFailure(enum.Enum):
+    """How a database exception should be handled."""
+
+    RETRY = "retry"
+    UNAVAILABLE = "unavailable"
+    OTHER = "other"
+
+
+def sqlstate_of(exc: BaseException) -> str | None:
+    """Return the SQLSTATE carried by a driver exception, if any."""
+    orig = getattr(exc, "orig", None)
+    for candidate in (orig, getattr(orig, "__cause__", None), exc):
+        code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+        if isinstance(code, str):
+            return code
+    return None
+
+
+def classify(exc: BaseException) -> DbFailure:
+    """Decide whether an exception means retry, database unavailable, or neither."""
+    if isinstance(exc, DBAPIError):
+        state = sqlstate_of(exc)
+        if state in RETRYABLE_SQLSTATES:
+            return DbFailure.RETRY
+        if exc.connection_invalidated or state in UNAVAILABLE_SQLSTATES:
+            return DbFailure.UNAVAILABLE
+        if state is not None and state.startswith("08"):
+            return DbFailure.UNAVAILABLE
+        return DbFailure.OTHER
+    if isinstance(exc, PoolTimeoutError | TimeoutError | OSError):
+        return DbFailure.UNAVAILABLE
+    return DbFailure.OTHER
+
+
+class DatabaseErrorMiddleware:
+    """Re-run a request after a serialization failure or deadlock; answer 503 when the DB is down.
+
+    The body is buffered (it is already size-limited) so a retry sees it again. Each
+    attempt gets a fresh session and transaction from the session dependency.
+    """
+
+    def __init__(self, app: ASGIApp, *, attempts: int) -> None:
+        self.app = app
+        self.attempts = attempts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the request, retrying or mapping database failures."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        body_messages = await _read_body(receive)
+        for attempt in range(1, self.attempts + 1):
+            started = False
+
+            async def tracking_send(message: Message) -> None:
+                nonlocal started
+                if message["type"] == "http.response.start":
+                    started = True
+                await send(message)
+
+            try:
+                await self.app(scope, _replay(body_messages, receive), tracking_send)
+                return
+            except Exception as exc:
+                failure = classify(exc)
+                if started or failure is DbFailure.OTHER:
+                    raise
+                if failure is DbFailure.RETRY and attempt < self.attempts:
+                    log.warning("transaction conflict, retrying", attempt=attempt)
+                    await asyncio.sleep(0.01 * 2**attempt)
+                    continue
+                log.warning("database unavailable", error=type(exc).__name__, failure=failure.value)
+                await send_problem(scope, send, _unavailable(failure))
+                return
+
+
+def _unavailable(failure: DbFailure) -> ServiceUnavailable:
+    if failure is DbFailure.RETRY:
+        return ServiceUnavailable("The request kept conflicting with concurrent changes.")
+    return ServiceUnavailable("The database is unavailable.")
+
+
+async def _read_body(receive: Receive) -> list[Message]:
+    messages: list[Message] = []
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return messages
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    pending = list(messages)
+
+    async def replay_receive() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replay_receive

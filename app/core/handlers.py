@@ -1,0 +1,78 @@
+"""The one place that turns every exception into an RFC 9457 problem response."""
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from app.core.errors import (
+    AppError,
+    BadRequest,
+    InternalError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+    problem_response,
+)
+
+_BY_STATUS: dict[int, type[AppError]] = {
+    404: NotFound,
+    405: MethodNotAllowed,
+    413: PayloadTooLarge,
+    415: UnsupportedMediaType,
+}
+
+
+def _respond(request: Request, error: AppError) -> Response:
+    return problem_response(
+        error, instance=request.url.path, request_id=getattr(request.state, "request_id", None)
+    )
+
+
+def field_path(location: tuple[int | str, ...]) -> str:
+    """Name a field by its dotted path, without the `body`/`query` prefix."""
+    parts = [str(p) for p in location]
+    if len(parts) > 1 and parts[0] in ("body", "query", "path", "header", "cookie"):
+        parts = parts[1:]
+    return ".".join(parts)
+
+
+async def handle_app_error(request: Request, exc: Exception) -> Response:
+    """Render a domain or HTTP-layer `AppError`."""
+    assert isinstance(exc, AppError)
+    return _respond(request, exc)
+
+
+async def handle_http_exception(request: Request, exc: Exception) -> Response:
+    """Render Starlette's routing errors (404, 405, …) as problems."""
+    assert isinstance(exc, HTTPException)
+    error = _BY_STATUS.get(exc.status_code, BadRequest)(str(exc.detail))
+    response = _respond(request, error)
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def handle_validation_error(request: Request, exc: Exception) -> Response:
+    """Name each invalid field; never echo the rejected input back."""
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"field": field_path(tuple(e["loc"])), "message": e["msg"], "type": e["type"]}
+        for e in exc.errors()
+    ]
+    return _respond(request, ValidationFailed(errors))
+
+
+async def handle_unexpected(request: Request, exc: Exception) -> Response:
+    """Answer 500 without any detail of the exception; the edge middleware logs it."""
+    return _respond(request, InternalError("An unexpected error occurred."))
+
+
+def install_exception_handlers(app: FastAPI) -> None:
+    """Register the problem renderers on an app."""
+    app.add_exception_handler(AppError, handle_app_error)
+    app.add_exception_handler(HTTPException, handle_http_exception)
+    app.add_exception_handler(RequestValidationError, handle_validation_error)
+    app.add_exception_handler(Exception, handle_unexpected)

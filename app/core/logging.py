@@ -1,0 +1,90 @@
+"""structlog set-up: one pipeline for our logs and stdlib ones, with secrets redacted."""
+
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+from structlog.types import EventDict, Processor, WrappedLogger
+
+from app.core.config import LogSettings
+
+REDACTED = "[redacted]"
+SENSITIVE_KEY = re.compile(
+    r"pass(word)?|secret|token|authorization|cookie|api[_-]?key|credential|hash", re.I
+)
+SENSITIVE_TEXT = [
+    (re.compile(r"(?i)(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"), r"\1 " + REDACTED),
+    (re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), REDACTED),
+    (re.compile(r"\$argon2[a-z]*\$[^\s'\"]+"), REDACTED),
+    (re.compile(r"(?i)(password|secret|token)=[^\s&'\"]+"), r"\1=" + REDACTED),
+    (re.compile(r"(?i)(postgres(?:ql)?(?:\+\w+)?://[^:/@\s]+:)[^@\s]+@"), r"\1" + REDACTED + "@"),
+]
+
+
+def redact_value(key: str, value: Any) -> Any:
+    """Mask a value when its key names a secret, and scrub secret-looking text."""
+    if SENSITIVE_KEY.search(key):
+        return REDACTED
+    if isinstance(value, Mapping):
+        return {k: redact_value(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_value(key, v) for v in value]
+    if isinstance(value, str):
+        return redact_text(value)
+    return value
+
+
+def redact_text(text: str) -> str:
+    """Replace tokens, hashes and credentials found inside free text."""
+    for pattern, replacement in SENSITIVE_TEXT:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def redact_secrets(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """structlog processor: no secret leaves through any log line."""
+    return {key: redact_value(key, value) for key, value in event_dict.items()}
+
+
+def configure_logging(settings: LogSettings, *, production: bool) -> None:
+    """Route structlog and stdlib logging (uvicorn, SQLAlchemy) through one formatter."""
+    json_format = production if settings.json_format is None else settings.json_format
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.stdlib.ExtraAdder(),
+    ]
+    renderer: Processor = (
+        structlog.processors.JSONRenderer()
+        if json_format
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            redact_secrets,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(settings.level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "sqlalchemy", "alembic"):
+        stdlib_logger = logging.getLogger(name)
+        stdlib_logger.handlers = []
+        stdlib_logger.propagate = True
+    logging.getLogger("uvicorn.access").disabled = True

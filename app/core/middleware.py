@@ -1,0 +1,219 @@
+"""Pure ASGI middleware at the HTTP edge: request ids, access log, headers, hosts, body size."""
+
+import re
+import time
+import uuid
+from ipaddress import ip_address, ip_network
+
+import structlog
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.context import RequestContext, start_context
+from app.core.errors import AppError, BadRequest, PayloadTooLarge, problem_response
+
+REQUEST_ID_HEADER = "x-request-id"
+REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+DOCS_CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self' 'unsafe-inline'; worker-src 'self' blob:; frame-ancestors 'none'"
+)
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+DOCS_PATHS = ("/docs", "/redoc", "/static-offline-docs")
+
+access_log = structlog.get_logger("roombook.access")
+error_log = structlog.get_logger("roombook.error")
+
+
+def client_ip(scope: Scope, trusted_proxies: list[str]) -> str | None:
+    """Return the caller's address, believing `X-Forwarded-For` only from trusted proxies."""
+    peer = scope["client"][0] if scope.get("client") else None
+    networks = [ip_network(p, strict=False) for p in trusted_proxies]
+
+    def trusted(address: str | None) -> bool:
+        try:
+            return address is not None and any(ip_address(address) in n for n in networks)
+        except ValueError:
+            return False
+
+    if not trusted(peer):
+        return peer
+    forwarded = Headers(scope=scope).get("x-forwarded-for", "")
+    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not trusted(hop):
+            return hop
+    return hops[0] if hops else peer
+
+
+class RequestContextMiddleware:
+    """Assign the request id, bind the request context, write the access log line.
+
+    Wraps the whole app (outside Starlette's error middleware), so it also sees the
+    500s and logs each unhandled exception once, with traceback and request id.
+    """
+
+    def __init__(self, app: ASGIApp, *, trusted_proxies: list[str]) -> None:
+        self.app = app
+        self.trusted_proxies = trusted_proxies
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run one request inside its own context."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        offered = headers.get(REQUEST_ID_HEADER, "")
+        request_id = offered if REQUEST_ID_PATTERN.fullmatch(offered) else uuid.uuid4().hex
+        context = RequestContext(
+            request_id=request_id,
+            client_ip=client_ip(scope, self.trusted_proxies),
+            user_agent=headers.get("user-agent", "")[:256] or None,
+        )
+        start_context(context)
+        scope.setdefault("state", {})["request_id"] = request_id
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            # The error middleware already answered with a problem document; log it once.
+            error_log.exception("unhandled exception", path=scope["path"])
+        finally:
+            access_log.info(
+                "request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                client_ip=context.client_ip,
+                user_id=str(context.actor_id) if context.actor_id else None,
+            )
+
+
+class SecurityHeadersMiddleware:
+    """Add security headers to every response, error responses included."""
+
+    def __init__(self, app: ASGIApp, *, hsts: bool) -> None:
+        self.app = app
+        self.hsts = hsts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Decorate the response start with the headers."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        docs = scope["path"].startswith(DOCS_PATHS)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["x-content-type-options"] = "nosniff"
+                headers["x-frame-options"] = "DENY"
+                headers["referrer-policy"] = "no-referrer"
+                headers["cross-origin-opener-policy"] = "same-origin"
+                headers["content-security-policy"] = DOCS_CSP if docs else API_CSP
+                if self.hsts:
+                    headers["strict-transport-security"] = "max-age=63072000; includeSubDomains"
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+async def send_problem(scope: Scope, send: Send, error: AppError) -> None:
+    """Answer directly from middleware with a problem document."""
+    response = problem_response(
+        error, instance=scope["path"], request_id=scope.get("state", {}).get("request_id")
+    )
+    await response({"type": "http"}, _no_receive, send)
+
+
+async def _no_receive() -> Message:
+    return {"type": "http.disconnect"}
+
+
+class TrustedHostMiddleware:
+    """Reject requests whose Host header is not an allowed host (400 problem)."""
+
+    def __init__(self, app: ASGIApp, *, allowed_hosts: list[str]) -> None:
+        self.app = app
+        self.allow_any = "*" in allowed_hosts
+        self.allowed_hosts = [h.lower() for h in allowed_hosts]
+
+    def is_allowed(self, host: str) -> bool:
+        """Match a host against exact names and `*.domain` patterns."""
+        if self.allow_any:
+            return True
+        for pattern in self.allowed_hosts:
+            if host == pattern or (pattern.startswith("*.") and host.endswith(pattern[1:])):
+                return True
+        return False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check the Host header before anything else runs."""
+        if scope["type"] == "http":
+            host = Headers(scope=scope).get("host", "").split(":")[0].lower()
+            if not self.is_allowed(host):
+                await send_problem(scope, send, BadRequest("Invalid host header."))
+                return
+        await self.app(scope, receive, send)
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from `receive` once a streamed body passes the limit."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(status_code=413, detail=detail)
+
+
+class BodySizeLimitMiddleware:
+    """Refuse request bodies above the limit with 413, whether declared or streamed."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check Content-Length up front and count streamed bytes as they arrive."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = PayloadTooLarge(f"The request body exceeds {self.max_body_bytes} bytes.")
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            await send_problem(scope, send, too_large)
+            return
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise BodyTooLarge(too_large.detail)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except BodyTooLarge:
+            if started:
+                raise
+            await send_problem(scope, send, too_large)

@@ -1,0 +1,43 @@
+"""OpenAPI conventions: stable operation ids and documented problem responses."""
+
+from typing import Any
+
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, Field
+
+
+class FieldError(BaseModel):
+    """One invalid field in a 422 problem."""
+
+    field: str
+    message: str
+    type: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document, as every error of the API is returned."""
+
+    type: str = Field(examples=["https://roombook.dev/problems/not-found"])
+    title: str
+    status: int
+    detail: str
+    instance: str
+    code: str
+    request_id: str | None
+    errors: list[FieldError] | None = None
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """Document problem responses for the given statuses."""
+    return {
+        status: {"model": Problem, "content": {"application/problem+json": {}}}
+        for status in statuses
+    }
+
+
+COMMON_PROBLEMS = problem_responses(400, 422, 500, 503)
+
+
+def operation_id(route: APIRoute) -> str:
+    """Name an operation `<tag>-<route name>`, e.g. `bookings-create`."""
+    return f"{route.tags[0]}-{route.name}" if route.tags else route.name

@@ -1,0 +1,121 @@
+"""Keyset pagination: opaque, HMAC-signed cursors over `(sort key, id)`; no OFFSET anywhere."""
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import Depends, Query, Request
+from pydantic import BaseModel
+from sqlalchemy import Select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from app.core.errors import ValidationFailed
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+
+ItemT = TypeVar("ItemT")
+RowT = TypeVar("RowT")
+
+SortValue = str | int | datetime
+
+
+class Page(BaseModel, Generic[ItemT]):
+    """One page of a list and the cursor to the next one (`null` on the last page)."""
+
+    items: list[ItemT]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    """Where a page starts and how long it is, decoded from the query string."""
+
+    limit: int
+    after: tuple[SortValue, uuid.UUID] | None
+    codec: "CursorCodec"
+
+    def cursor_after(self, key: tuple[SortValue, uuid.UUID] | None) -> str | None:
+        """Encode the key of a page's last row as the next cursor (None on the last page)."""
+        return None if key is None else self.codec.encode(*key)
+
+
+class CursorCodec:
+    """Encode and verify cursors; a cursor changed by a client fails the HMAC check."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = hashlib.sha256(b"roombook-cursor:" + key).digest()
+
+    def encode(self, sort_value: SortValue, row_id: uuid.UUID) -> str:
+        """Make the cursor that resumes after this row."""
+        value: Any = (
+            {"t": sort_value.isoformat()} if isinstance(sort_value, datetime) else sort_value
+        )
+        payload = json.dumps([value, str(row_id)], separators=(",", ":")).encode()
+        mac = hmac.new(self._key, payload, hashlib.sha256).digest()[:16]
+        return base64.urlsafe_b64encode(mac + payload).decode().rstrip("=")
+
+    def _verified_payload(self, raw: bytes) -> bytes:
+        mac, payload = raw[:16], raw[16:]
+        expected = hmac.new(self._key, payload, hashlib.sha256).digest()[:16]
+        if not hmac.compare_digest(mac, expected):
+            raise ValueError("cursor signature mismatch")
+        return payload
+
+    def decode(self, cursor: str) -> tuple[SortValue, uuid.UUID]:
+        """Verify and unpack a cursor, or raise a 422 naming the `cursor` field."""
+        try:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+            value, row_id = json.loads(self._verified_payload(raw))
+            if isinstance(value, dict):
+                value = datetime.fromisoformat(value["t"])
+            return value, uuid.UUID(row_id)
+        except (ValueError, TypeError, KeyError, binascii.Error) as exc:
+            raise ValidationFailed(
+                [{"field": "cursor", "message": "Invalid or tampered cursor.", "type": "cursor"}]
+            ) from exc
+
+
+def get_page_request(
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> PageRequest:
+    """Read `limit` and `cursor` from the query string."""
+    codec: CursorCodec = request.app.state.cursor_codec
+    return PageRequest(limit=limit, after=codec.decode(cursor) if cursor else None, codec=codec)
+
+
+PageRequestDep = Annotated[PageRequest, Depends(get_page_request)]
+
+
+async def fetch_page(
+    session: AsyncSession,
+    *,
+    statement: Select[RowT],
+    sort_column: InstrumentedAttribute[Any],
+    id_column: InstrumentedAttribute[uuid.UUID],
+    page: PageRequest,
+    descending: bool = True,
+) -> tuple[Sequence[RowT], tuple[SortValue, uuid.UUID] | None]:
+    """Run a keyset-paginated select; return the rows and the key to resume after.
+
+    Needs an index on `(sort_column, id_column)` to stay an index scan at any depth.
+    """
+    if page.after is not None:
+        key = tuple_(sort_column, id_column)
+        statement = statement.where(key < page.after if descending else key > page.after)
+    order = (sort_column.desc(), id_column.desc()) if descending else (sort_column, id_column)
+    rows = (await session.scalars(statement.order_by(*order).limit(page.limit + 1))).all()
+    if len(rows) <= page.limit:
+        return rows, None
+    last = rows[page.limit - 1]
+    return rows[: page.limit], (getattr(last, sort_column.key), getattr(last, id_column.key))

@@ -1,0 +1,155 @@
+"""Security primitives: argon2id password hashing off the event loop, and signed JWTs."""
+
+import secrets
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import anyio
+import jwt
+from argon2 import PasswordHasher as Argon2Hasher
+from argon2 import Type
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from app.core.config import MIN_SECRET_BYTES, SecuritySettings
+
+ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 - a media type, not a secret
+JWT_ALGORITHM = "HS256"
+REQUIRED_CLAIMS = ["sub", "iss", "aud", "exp", "iat", "jti"]
+FORBIDDEN_HEADERS = frozenset({"jwk", "jku", "x5u", "x5c"})
+
+
+class PasswordHasher:
+    """argon2id hashing run in worker threads, at most `concurrency` at once."""
+
+    def __init__(
+        self, *, time_cost: int, memory_kib: int, parallelism: int, concurrency: int
+    ) -> None:
+        self._hasher = Argon2Hasher(
+            time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID
+        )
+        # A cap on concurrent hashes keeps a login burst from starving every other request.
+        self._limiter = anyio.CapacityLimiter(concurrency)
+        self._dummy_hash: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: SecuritySettings) -> "PasswordHasher":
+        """Build the hasher from settings."""
+        return cls(
+            time_cost=settings.argon2_time_cost,
+            memory_kib=settings.argon2_memory_kib,
+            parallelism=settings.argon2_parallelism,
+            concurrency=settings.hash_concurrency,
+        )
+
+    async def hash(self, password: str) -> str:
+        """Hash a password with a fresh salt."""
+        return await anyio.to_thread.run_sync(self._hasher.hash, password, limiter=self._limiter)
+
+    async def verify(self, password_hash: str, password: str) -> bool:
+        """Check a password against a stored hash."""
+        return await anyio.to_thread.run_sync(
+            self._verify_sync, password_hash, password, limiter=self._limiter
+        )
+
+    async def verify_against_nothing(self, password: str) -> None:
+        """Spend the same work as a real verification, for callers with no hash to check."""
+        if self._dummy_hash is None:
+            self._dummy_hash = await self.hash(secrets.token_urlsafe(16))
+        await self.verify(self._dummy_hash, password)
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        """Whether a stored hash was made with other parameters than the current ones."""
+        try:
+            return self._hasher.check_needs_rehash(password_hash)
+        except InvalidHashError:
+            return True
+
+    def _verify_sync(self, password_hash: str, password: str) -> bool:
+        try:
+            return self._hasher.verify(password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+
+class InvalidToken(Exception):
+    """A token failed verification; the message says why, for logs only."""
+
+
+class TokenCodec:
+    """Issue and verify HS256 JWTs with a pinned algorithm, required claims and key ids."""
+
+    def __init__(self, settings: SecuritySettings) -> None:
+        self._signing_kid = settings.jwt_key_id
+        self._keys: dict[str, bytes] = {settings.jwt_key_id: _key(settings.jwt_secret)}
+        if settings.jwt_previous_secret is not None and settings.jwt_previous_key_id:
+            self._keys[settings.jwt_previous_key_id] = _key(settings.jwt_previous_secret)
+        self._issuer = settings.jwt_issuer
+        self._audience = settings.jwt_audience
+        self._leeway = settings.jwt_leeway_s
+        self.access_ttl = timedelta(seconds=settings.access_token_ttl_s)
+
+    def encode(
+        self, *, subject: str, claims: Mapping[str, Any], ttl: timedelta, token_type: str
+    ) -> str:
+        """Sign a token for `subject` that expires after `ttl`."""
+        now = datetime.now(UTC)
+        payload = {
+            **claims,
+            "sub": subject,
+            "iss": self._issuer,
+            "aud": self._audience,
+            "iat": now,
+            "nbf": now,
+            "exp": now + ttl,
+            "jti": uuid.uuid4().hex,
+        }
+        return jwt.encode(
+            payload,
+            self._keys[self._signing_kid],
+            algorithm=JWT_ALGORITHM,
+            headers={"kid": self._signing_kid, "typ": token_type},
+        )
+
+    def encode_access(self, *, subject: str, claims: Mapping[str, Any]) -> str:
+        """Sign a short-lived access token."""
+        return self.encode(
+            subject=subject, claims=claims, ttl=self.access_ttl, token_type=ACCESS_TOKEN_TYPE
+        )
+
+    def decode(self, token: str, *, token_type: str = ACCESS_TOKEN_TYPE) -> dict[str, Any]:
+        """Verify signature, algorithm, type and standard claims; return the claims."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise InvalidToken("malformed token") from exc
+        if FORBIDDEN_HEADERS & header.keys():
+            raise InvalidToken("token names its own key")
+        if header.get("alg") != JWT_ALGORITHM:
+            raise InvalidToken("unexpected algorithm")
+        if header.get("typ") != token_type:
+            raise InvalidToken("unexpected token type")
+        key = self._keys.get(str(header.get("kid")))
+        if key is None:
+            raise InvalidToken("unknown key id")
+        try:
+            return jwt.decode(
+                token,
+                key,
+                algorithms=[JWT_ALGORITHM],
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=self._leeway,
+                options={"require": REQUIRED_CLAIMS},
+            )
+        except jwt.PyJWTError as exc:
+            raise InvalidToken(str(exc)) from exc
+
+
+def _key(secret: Any) -> bytes:
+    raw: bytes = secret.get_secret_value().encode()
+    # HS256 is only as strong as its key: refuse anything under 256 bits.
+    if len(raw) < MIN_SECRET_BYTES:
+        raise ValueError(f"JWT signing secrets must be at least {MIN_SECRET_BYTES} bytes")
+    return raw

