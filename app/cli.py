@@ -2,6 +2,7 @@
 
 import argparse
 import asyncio
+import getpass
 import json
 import os
 import sys
@@ -11,11 +12,14 @@ from pathlib import Path
 import uvicorn
 from alembic import command
 from alembic.config import Config
+from pydantic import ValidationError
 
 from app import devdb
 from app.core.config import get_settings
+from app.core.logging import configure_logging
 
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
+ADMIN_PASSWORD_ENV = "ROOMBOOK_ADMIN_PASSWORD"  # noqa: S105 - the variable's name
 
 
 def provide_database(*, keep_running: bool = False) -> str:
@@ -92,6 +96,9 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 def cmd_db_start(args: argparse.Namespace) -> None:
     """Start the embedded PostgreSQL and leave it running."""
+    if get_settings().database.url is not None:
+        sys.stdout.write("DATABASE__URL is set: that server is used, nothing embedded started\n")
+        return
     url = provide_database(keep_running=True)
     sys.stdout.write(f"embedded PostgreSQL running: DATABASE__URL={url}\n")
 
@@ -99,6 +106,50 @@ def cmd_db_start(args: argparse.Namespace) -> None:
 def cmd_db_stop(args: argparse.Namespace) -> None:
     """Stop the embedded PostgreSQL."""
     devdb.stop_embedded_server()
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> None:
+    """Walk the audit hash chain; print `ok` or the first broken entry (exit 1 on a break)."""
+    from app.audit.commands import ChainUnavailable, describe, verify_chain
+
+    url = provide_database()
+    try:
+        report = asyncio.run(verify_chain(get_settings(), url=url))
+    except ChainUnavailable as exc:
+        sys.stderr.write(f"{exc}\n")
+        raise SystemExit(2) from exc
+    sys.stdout.write(describe(report) + "\n")
+    if not report.ok:
+        raise SystemExit(1)
+
+
+def read_admin_password() -> str:
+    """The new admin's password: from `ROOMBOOK_ADMIN_PASSWORD`, else prompted for twice."""
+    from_env = os.environ.get(ADMIN_PASSWORD_ENV)
+    if from_env:
+        return from_env
+    first = getpass.getpass("Password for the new admin: ")
+    if getpass.getpass("Repeat the password: ") != first:
+        raise SystemExit("create-admin: the passwords do not match")
+    return first
+
+
+def cmd_create_admin(args: argparse.Namespace) -> None:
+    """Create an admin account (the first one, typically); exit 1 when refused."""
+    from app.auth.commands import AdminNotCreated, create_admin_account
+
+    url = provide_database()
+    password = read_admin_password()
+    try:
+        user = asyncio.run(
+            create_admin_account(
+                get_settings(), url=url, email=args.email, password=password, full_name=args.name
+            )
+        )
+    except AdminNotCreated as exc:
+        sys.stderr.write(f"create-admin: {exc}\n")
+        raise SystemExit(1) from exc
+    sys.stdout.write(f"admin {user.email} created (id {user.id})\n")
 
 
 def cmd_openapi(args: argparse.Namespace) -> None:
@@ -118,6 +169,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
     "db-start": cmd_db_start,
     "db-stop": cmd_db_stop,
     "openapi": cmd_openapi,
+    "audit-verify": cmd_audit_verify,
+    "create-admin": cmd_create_admin,
 }
 
 
@@ -129,14 +182,30 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("downgrade").add_argument("revision", nargs="?", default="-1")
     sub.add_parser("makemigration").add_argument("-m", "--message", required=True)
     sub.add_parser("openapi").add_argument("-o", "--output", default="openapi.json")
-    for name in ("run", "serve", "db-start", "db-stop"):
+    create_admin = sub.add_parser("create-admin")
+    create_admin.add_argument("email")
+    create_admin.add_argument("--name", default="Administrator")
+    for name in ("run", "serve", "db-start", "db-stop", "audit-verify"):
         sub.add_parser(name)
     return parser
+
+
+def settings_errors(exc: ValidationError) -> str:
+    """One line naming each invalid setting, without echoing any value."""
+    return "; ".join(
+        f"{'__'.join(str(p) for p in e['loc']).upper() or 'settings'}: {e['msg']}"
+        for e in exc.errors()
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     """Parse the command line and run the command."""
     args = build_parser().parse_args(argv)
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        raise SystemExit(f"roombook: refusing to start: {settings_errors(exc)}") from None
+    configure_logging(settings.log, production=settings.is_production)
     COMMANDS[args.command](args)
 
 

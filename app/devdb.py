@@ -5,6 +5,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import asyncpg
 from sqlalchemy.engine import make_url
 
 DATA_DIR = Path(".data/postgres")
@@ -46,18 +47,21 @@ def stop_embedded_server() -> None:
         log.warning("pg_ctl could not stop the embedded server")
 
 
+async def connect(url: str) -> asyncpg.Connection:
+    """Open a plain asyncpg connection from any PostgreSQL URL (socket `?host=` included)."""
+    parsed = make_url(url)
+    return await asyncpg.connect(
+        user=parsed.username,
+        password=parsed.password,
+        host=parsed.query.get("host") or parsed.host,
+        port=parsed.port,
+        database=parsed.database or "postgres",
+    )
+
+
 async def ensure_database(server_url: str, name: str) -> None:
     """Create database `name` on the server unless it exists."""
-    import asyncpg
-
-    url = make_url(server_url)
-    connection = await asyncpg.connect(
-        user=url.username,
-        password=url.password,
-        host=url.query.get("host") or url.host,
-        port=url.port,
-        database=url.database or "postgres",
-    )
+    connection = await connect(server_url)
     try:
         exists = await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
         if not exists:

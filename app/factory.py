@@ -6,6 +6,10 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from starlette.types import ASGIApp
 
+from app.audit.router import router as audit_router
+from app.auth.bootstrap import bootstrap_admin
+from app.auth.ratelimit import RateLimiter
+from app.auth.router import router as auth_router
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_session_factory
 from app.core.db_errors import DatabaseErrorMiddleware
@@ -22,6 +26,7 @@ from app.core.middleware import (
 from app.core.openapi import COMMON_PROBLEMS, operation_id
 from app.core.pagination import CursorCodec
 from app.core.security import PasswordHasher, TokenCodec
+from app.users.router import router as users_router
 
 API_PREFIX = "/api/v1"
 DESCRIPTION = (
@@ -31,6 +36,24 @@ DESCRIPTION = (
 )
 TAGS = [
     {"name": "health", "description": "Liveness and readiness probes."},
+    {
+        "name": "auth",
+        "description": (
+            "Roombook's first-party login, refresh-token rotation, logout, sessions and "
+            "password changes. Rate-limited per client IP."
+        ),
+    },
+    {
+        "name": "users",
+        "description": "Your own account, and account administration for admins (`If-Match`).",
+    },
+    {
+        "name": "audit",
+        "description": (
+            "The append-only, hash-chained record of every change: search, export as "
+            "NDJSON and verify the chain. Admins only."
+        ),
+    },
 ]
 
 
@@ -50,6 +73,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.engine = engine
     app.state.session_factory = create_session_factory(engine)
     try:
+        await bootstrap_admin(
+            app.state.session_factory, hasher=app.state.password_hasher, settings=settings
+        )
         yield
     finally:
         await engine.dispose()
@@ -91,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.password_hasher = PasswordHasher.from_settings(settings.security)
     app.state.token_codec = TokenCodec(settings.security)
     app.state.cursor_codec = CursorCodec(settings.security.jwt_secret.get_secret_value().encode())
+    app.state.rate_limiter = RateLimiter(settings.rate_limit)
     _add_middleware(app, settings)
     install_exception_handlers(app)
     if docs:
@@ -102,7 +129,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def build_api_router() -> APIRouter:
     """Collect every domain router under `/api/v1`."""
-    return APIRouter(prefix=API_PREFIX)
+    api = APIRouter(prefix=API_PREFIX)
+    api.include_router(auth_router)
+    api.include_router(users_router)
+    api.include_router(audit_router)
+    return api
 
 
 def _add_middleware(app: FastAPI, settings: Settings) -> None:
@@ -110,7 +141,7 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(DatabaseErrorMiddleware, attempts=settings.database.retry_attempts)
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.http.max_body_bytes)
     if settings.http.cors_origins:
-        from starlette.middleware.cors import CORSMiddleware
+        from app.core.middleware import CORSMiddleware
 
         explicit = "*" not in settings.http.cors_origins
         app.add_middleware(

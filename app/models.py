@@ -1,7 +1,10 @@
 """Every domain's models in one import, for Alembic and the schema-drift test."""
 
+from app.audit import models as audit_models
+from app.auth import models as auth_models
 from app.core.db import Base
+from app.users import models as user_models
 
 metadata = Base.metadata
 
-__all__ = ["metadata"]
+__all__ = ["audit_models", "auth_models", "metadata", "user_models"]

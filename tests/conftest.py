@@ -1,7 +1,8 @@
 """Shared fixtures: one migrated database per run, one rolled-back transaction per test."""
 
-from collections.abc import AsyncIterator
-from typing import Any
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Protocol
 
 import pytest
 from asgi_lifespan import LifespanManager
@@ -11,11 +12,21 @@ from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.core.config import DatabaseSettings, SecuritySettings, Settings
+from app.audit.service import AuditService
+from app.auth.passwords import normalise_password
+from app.auth.service import SessionService
+from app.core.config import DatabaseSettings, RateLimitSettings, SecuritySettings, Settings
 from app.factory import create_app
+from app.users.models import User
+from app.users.repository import UserRepository
+from app.users.schemas import Role
 from tests.database import create_test_database, drop_test_database, migrate
+from tests.factories import UserFactory, unique_email
 
 TEST_SECRET = "roombook-test-signing-secret-of-at-least-32-bytes"
+DEFAULT_PASSWORD = "a perfectly long test passphrase 4 roombook"
+"""Password of users made by `create_user` unless told otherwise; passes the policy."""
+GENEROUS_LIMIT = "100000/minute"
 
 
 @pytest.fixture(scope="session")
@@ -35,9 +46,23 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "security": SecuritySettings(
             jwt_secret=SecretStr(TEST_SECRET), argon2_time_cost=1, argon2_memory_kib=64
         ),
+        # The whole suite comes from one client IP; rate-limit tests set tight budgets.
+        "rate_limit": RateLimitSettings(
+            auth_per_ip=GENEROUS_LIMIT, credentials_per_ip=GENEROUS_LIMIT
+        ),
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)
+
+
+@pytest.fixture
+async def fresh_database_url() -> AsyncIterator[str]:
+    """A new, empty database of its own (no migrations), dropped afterwards."""
+    server, url = await create_test_database()
+    try:
+        yield url
+    finally:
+        await drop_test_database(server, url)
 
 
 @pytest.fixture(scope="session")
@@ -110,3 +135,82 @@ async def truncate_all(engine: AsyncEngine) -> None:
         if names:
             await connection.execute(text("SET LOCAL session_replication_role = replica"))
             await connection.execute(text(f"TRUNCATE {names} CASCADE"))
+
+
+class CreateUser(Protocol):
+    """Signature of the `create_user` fixture."""
+
+    async def __call__(
+        self,
+        *,
+        role: Role = Role.MEMBER,
+        email: str | None = None,
+        password: str = DEFAULT_PASSWORD,
+        active: bool = True,
+        full_name: str | None = None,
+    ) -> uuid.UUID: ...
+
+
+AuthHeaders = Callable[[uuid.UUID], Awaitable[dict[str, str]]]
+
+
+@pytest.fixture
+def create_user(app: FastAPI, db_session: AsyncSession) -> CreateUser:
+    """Insert a user in the test's transaction; return its id."""
+
+    async def create(
+        *,
+        role: Role = Role.MEMBER,
+        email: str | None = None,
+        password: str = DEFAULT_PASSWORD,
+        active: bool = True,
+        full_name: str | None = None,
+    ) -> uuid.UUID:
+        user = UserFactory.build(
+            email=(email or unique_email()).lower(),
+            full_name=full_name or f"Test {role.value.title()}",
+            role=role.value,
+            is_active=active,
+            password_hash=await app.state.password_hasher.hash(normalise_password(password)),
+        )
+        await UserRepository(db_session).add(user=user)
+        return user.id
+
+    return create
+
+
+@pytest.fixture
+def auth_headers(app: FastAPI, db_session: AsyncSession) -> AuthHeaders:
+    """Open a real session for a user and return `Authorization` headers for it."""
+
+    async def headers(user_id: uuid.UUID) -> dict[str, str]:
+        user = await db_session.get(User, user_id, populate_existing=True)
+        assert user is not None
+        sessions = SessionService(
+            session=db_session, audit=AuditService(db_session), settings=app.state.settings.auth
+        )
+        auth_session, _ = await sessions.start(user_id=user_id)
+        token = app.state.token_codec.encode_access(
+            subject=str(user_id), claims={"role": user.role, "sid": str(auth_session.id)}
+        )
+        return {"Authorization": f"Bearer {token}"}
+
+    return headers
+
+
+@pytest.fixture
+async def admin_headers(create_user: CreateUser, auth_headers: AuthHeaders) -> dict[str, str]:
+    """Headers of a fresh admin."""
+    return await auth_headers(await create_user(role=Role.ADMIN))
+
+
+@pytest.fixture
+async def manager_headers(create_user: CreateUser, auth_headers: AuthHeaders) -> dict[str, str]:
+    """Headers of a fresh manager."""
+    return await auth_headers(await create_user(role=Role.MANAGER))
+
+
+@pytest.fixture
+async def member_headers(create_user: CreateUser, auth_headers: AuthHeaders) -> dict[str, str]:
+    """Headers of a fresh member."""
+    return await auth_headers(await create_user(role=Role.MEMBER))

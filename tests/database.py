@@ -4,7 +4,6 @@ import asyncio
 import os
 import uuid
 
-import asyncpg
 from alembic import command
 from sqlalchemy.engine import make_url
 
@@ -19,14 +18,7 @@ def server_url() -> str:
 
 
 async def _admin(url: str, statement: str) -> None:
-    parsed = make_url(url)
-    connection = await asyncpg.connect(
-        user=parsed.username,
-        password=parsed.password,
-        host=parsed.query.get("host") or parsed.host,
-        port=parsed.port,
-        database=parsed.database or "postgres",
-    )
+    connection = await devdb.connect(url)
     try:
         await connection.execute(statement)
     finally:

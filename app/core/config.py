@@ -20,11 +20,17 @@ class DatabaseSettings(BaseModel):
     url: SecretStr | None = None
     """SQLAlchemy URL (`postgresql+asyncpg://…`); unset means the embedded server."""
     pool_size: int = Field(default=10, ge=1)
+    """Connections kept open per process."""
     max_overflow: int = Field(default=10, ge=0)
+    """Extra connections allowed above the pool size under load."""
     pool_timeout_s: float = Field(default=5.0, gt=0)
+    """How long a request waits for a free connection before a 503."""
     connect_timeout_s: float = Field(default=5.0, gt=0)
+    """How long opening a connection may take."""
     statement_timeout_ms: int = Field(default=10_000, ge=0)
+    """Server-side limit on any one statement (0 = none); hitting it answers 503."""
     echo: bool = False
+    """Log every SQL statement (through the redacting log pipeline)."""
     retry_attempts: int = Field(default=3, ge=1)
     """How often a request hit by a serialization failure or deadlock is run in all."""
 
@@ -33,17 +39,27 @@ class SecuritySettings(BaseModel):
     """Password hashing and token signing."""
 
     jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
+    """HS256 signing secret, at least 32 bytes; the development default is refused in production."""
     jwt_key_id: str = "k1"
+    """`kid` header of tokens signed with the current secret."""
     jwt_previous_secret: SecretStr | None = None
     """The secret before the last rotation; tokens it signed still verify until they expire."""
     jwt_previous_key_id: str | None = None
+    """`kid` of the previous secret."""
     jwt_issuer: str = "roombook"
+    """`iss` claim issued and required."""
     jwt_audience: str = "roombook-api"
+    """`aud` claim issued and required."""
     jwt_leeway_s: int = Field(default=10, ge=0, le=30)
+    """Clock skew tolerated on `exp`/`nbf`/`iat` (at most 30 s)."""
     access_token_ttl_s: int = Field(default=600, ge=30)
+    """Lifetime of an access token."""
     argon2_time_cost: int = Field(default=2, ge=1)
+    """argon2id iterations (production minimum 2)."""
     argon2_memory_kib: int = Field(default=19_456, ge=8)
+    """argon2id memory in KiB (production minimum 19456, OWASP)."""
     argon2_parallelism: int = Field(default=1, ge=1)
+    """argon2id lanes."""
     hash_concurrency: int = Field(default=2, ge=1)
     """Password hashes computed at once in the thread pool; more wait their turn."""
 
@@ -52,8 +68,11 @@ class HttpSettings(BaseModel):
     """What the HTTP edge accepts and answers."""
 
     cors_origins: list[str] = []
+    """Origins allowed to call the API from a browser (JSON list; `*` refused in production)."""
     allowed_hosts: list[str] = ["*"]
+    """Accepted `Host` headers (exact or `*.domain`); others get a 400 problem."""
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    """Largest request body accepted; larger ones get a 413 problem."""
     docs_enabled: bool | None = None
     """Serve /docs, /redoc and /openapi.json; unset means on except in production."""
     trusted_proxies: list[str] = []
@@ -64,16 +83,66 @@ class ServerSettings(BaseModel):
     """How `make run` and `make serve` start uvicorn."""
 
     host: str = "127.0.0.1"
+    """Interface uvicorn binds."""
     port: int = 8000
+    """Port uvicorn listens on."""
     workers: int = Field(default=2, ge=1)
+    """Worker processes of `make serve`."""
 
 
 class LogSettings(BaseModel):
     """Log level and format."""
 
     level: str = "INFO"
+    """Lowest level logged."""
     json_format: bool | None = None
     """JSON lines; unset means JSON in production and readable console lines elsewhere."""
+
+
+class AuthSettings(BaseModel):
+    """Accounts, passwords, sessions and the refresh cookie."""
+
+    registration_enabled: bool = True
+    """Whether `POST /auth/register` accepts self-service sign-ups (403 problem when off)."""
+    password_min_length: int = Field(default=15, ge=8, le=128)
+    """Shortest accepted password in characters (NIST SP 800-63B-4, single-factor)."""
+    session_idle_timeout_s: int = Field(default=86_400, ge=60)
+    """A session unused (no refresh) for this long is over."""
+    session_absolute_lifetime_s: int = Field(default=1_209_600, ge=300)
+    """A session ends this long after login, however much it is used."""
+    refresh_reuse_grace_s: int = Field(default=5, ge=0, le=60)
+    """A just-rotated refresh token may be presented again this long (parallel tabs)."""
+    refresh_cookie_name: str = "roombook_refresh"
+    """Name of the refresh-token cookie."""
+    refresh_cookie_secure: bool = True
+    """Send the refresh cookie only over HTTPS; turn off only for plain-HTTP local work."""
+    login_failures_before_delay: int = Field(default=5, ge=1)
+    """Consecutive failed logins on one account before the slow-down starts."""
+    login_delay_base_s: int = Field(default=2, ge=1)
+    """First delay window; it doubles with each further failure."""
+    login_delay_max_s: int = Field(default=900, ge=1)
+    """Longest delay window: the slow-down never becomes a permanent lock."""
+    bootstrap_admin_email: str | None = None
+    """When set, an admin with this email is created at startup if no admin exists yet."""
+    bootstrap_admin_password: SecretStr | None = None
+    """Password of the bootstrap admin (must pass the password policy)."""
+    bootstrap_admin_name: str = "Administrator"
+    """Full name of the bootstrap admin."""
+
+
+class RateLimitSettings(BaseModel):
+    """Per-client-IP rate limits on `/auth/*` (the `limits` library)."""
+
+    enabled: bool = True
+    """Apply the per-IP limits at all."""
+    storage_url: SecretStr | None = None
+    """`redis://host:port/db` to share budgets between processes; unset means in-memory."""
+    auth_per_ip: str = "60/minute"
+    """Budget of every `/auth/*` call per client IP, in `limits` notation."""
+    credentials_per_ip: str = "10/minute"
+    """Extra budget of login, register and password change per client IP."""
+    key_prefix: str = "roombook"
+    """Prefix of the rate-limit keys in shared storage."""
 
 
 class Settings(BaseSettings):
@@ -83,14 +152,20 @@ class Settings(BaseSettings):
         env_file=".env",
         env_nested_delimiter="__",
         extra="ignore",
+        env_ignore_empty=True,
+        # Validation errors would otherwise print the raw input: secrets and the DB password.
+        hide_input_in_errors=True,
     )
 
     environment: Environment = "development"
+    """`development`, `test` or `production` (strict: refuses unsafe settings)."""
     database: DatabaseSettings = DatabaseSettings()
     security: SecuritySettings = SecuritySettings()
     http: HttpSettings = HttpSettings()
     server: ServerSettings = ServerSettings()
     log: LogSettings = LogSettings()
+    auth: AuthSettings = AuthSettings()
+    rate_limit: RateLimitSettings = RateLimitSettings()
 
     @property
     def is_production(self) -> bool:

@@ -1,5 +1,6 @@
 """Async engine, per-request session with its unit of work, and the declarative base."""
 
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -61,13 +62,17 @@ def async_url(raw: str) -> str:
 
 def create_engine(settings: DatabaseSettings, *, url: str) -> AsyncEngine:
     """Create the pooled asyncpg engine with timeouts applied to every connection."""
+    # SQLAlchemy's `echo=True` adds its own plain stdout handler, bypassing the redacting
+    # formatter; setting the logger level logs the same SQL through our pipeline instead.
+    logging.getLogger("sqlalchemy.engine").setLevel(
+        logging.INFO if settings.echo else logging.WARNING
+    )
     return create_async_engine(
         async_url(url),
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
         pool_timeout=settings.pool_timeout_s,
         pool_pre_ping=True,
-        echo=settings.echo,
         connect_args={
             "timeout": settings.connect_timeout_s,
             "server_settings": {

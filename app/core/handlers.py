@@ -1,5 +1,10 @@
 """The one place that turns every exception into an RFC 9457 problem response."""
 
+import functools
+import re
+from http import HTTPStatus
+from typing import cast
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
@@ -8,21 +13,56 @@ from starlette.responses import Response
 from app.core.errors import (
     AppError,
     BadRequest,
+    Conflict,
+    Forbidden,
     InternalError,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    PreconditionFailed,
+    PreconditionRequired,
+    RateLimited,
+    ServiceUnavailable,
+    Unauthorized,
     UnsupportedMediaType,
     ValidationFailed,
     problem_response,
 )
 
 _BY_STATUS: dict[int, type[AppError]] = {
-    404: NotFound,
-    405: MethodNotAllowed,
-    413: PayloadTooLarge,
-    415: UnsupportedMediaType,
+    error.status: error
+    for error in (
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        MethodNotAllowed,
+        Conflict,
+        PreconditionFailed,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        PreconditionRequired,
+        RateLimited,
+        InternalError,
+        ServiceUnavailable,
+    )
 }
+
+
+@functools.cache
+def error_for_status(status: int) -> type[AppError]:
+    """The error class of an HTTP status; statuses no domain class covers get one made."""
+    if status in _BY_STATUS:
+        return _BY_STATUS[status]
+    try:
+        title = HTTPStatus(status).phrase
+    except ValueError:  # a status without a standard reason phrase
+        title = f"HTTP {status}"
+    code = re.sub(r"[^a-z0-9]+", "-", title.lower().replace("'", "")).strip("-")
+    return cast(
+        type[AppError],
+        type(f"HTTPError{status}", (AppError,), {"status": status, "code": code, "title": title}),
+    )
 
 
 def _respond(request: Request, error: AppError) -> Response:
@@ -46,9 +86,9 @@ async def handle_app_error(request: Request, exc: Exception) -> Response:
 
 
 async def handle_http_exception(request: Request, exc: Exception) -> Response:
-    """Render Starlette's routing errors (404, 405, …) as problems."""
+    """Render Starlette's routing errors (404, 405, …) and other HTTP errors as problems."""
     assert isinstance(exc, HTTPException)
-    error = _BY_STATUS.get(exc.status_code, BadRequest)(str(exc.detail))
+    error = error_for_status(exc.status_code)(str(exc.detail))
     response = _respond(request, error)
     if exc.headers:
         response.headers.update(exc.headers)

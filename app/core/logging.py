@@ -18,8 +18,16 @@ SENSITIVE_TEXT = [
     (re.compile(r"(?i)(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"), r"\1 " + REDACTED),
     (re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), REDACTED),
     (re.compile(r"\$argon2[a-z]*\$[^\s'\"]+"), REDACTED),
-    (re.compile(r"(?i)(password|secret|token)=[^\s&'\"]+"), r"\1=" + REDACTED),
-    (re.compile(r"(?i)(postgres(?:ql)?(?:\+\w+)?://[^:/@\s]+:)[^@\s]+@"), r"\1" + REDACTED + "@"),
+    # `password=x`, and `'password': 'x y'` as in the reprs inside exception messages.
+    (
+        re.compile(
+            r"""(?i)(\b\w*(?:password|secret|token)\w*['"]?\s*[:=]\s*)"""
+            r"""('[^']*'|"[^"]*"|[^\s&'",}]+)"""
+        ),
+        r"\1" + REDACTED,
+    ),
+    # Credentials in any URL: the database, and Redis (whose user part is often empty).
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]+@"), r"\1" + REDACTED + "@"),
 ]
 
 
@@ -48,6 +56,12 @@ def redact_secrets(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDic
     return {key: redact_value(key, value) for key, value in event_dict.items()}
 
 
+def drop_color_message(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """Remove uvicorn's ANSI-coloured duplicate of the message."""
+    event_dict.pop("color_message", None)
+    return event_dict
+
+
 def configure_logging(settings: LogSettings, *, production: bool) -> None:
     """Route structlog and stdlib logging (uvicorn, SQLAlchemy) through one formatter."""
     json_format = production if settings.json_format is None else settings.json_format
@@ -57,6 +71,7 @@ def configure_logging(settings: LogSettings, *, production: bool) -> None:
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.stdlib.ExtraAdder(),
+        drop_color_message,
     ]
     renderer: Processor = (
         structlog.processors.JSONRenderer()

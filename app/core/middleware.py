@@ -8,6 +8,7 @@ from ipaddress import ip_address, ip_network
 import structlog
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware as StarletteCORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.context import RequestContext, start_context
@@ -168,6 +169,23 @@ class TrustedHostMiddleware:
                 await send_problem(scope, send, BadRequest("Invalid host header."))
                 return
         await self.app(scope, receive, send)
+
+
+class CORSMiddleware(StarletteCORSMiddleware):
+    """Starlette's CORS, but requests from origins not allowed pass through without CORS headers.
+
+    Starlette adds `Access-Control-Allow-Credentials` and the exposed headers to every
+    response that carries an Origin, and answers foreign preflights itself.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Apply CORS only to allowed origins."""
+        origin = Headers(scope=scope).get("origin") if scope["type"] == "http" else None
+        # `Origin: null` and foreign origins get nothing that could read as a CORS grant.
+        if origin is not None and not self.is_allowed_origin(origin=origin):
+            await self.app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 class BodyTooLarge(HTTPException):

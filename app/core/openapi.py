@@ -27,10 +27,18 @@ class Problem(BaseModel):
     errors: list[FieldError] | None = None
 
 
+PROBLEM_SCHEMA_REF = "#/components/schemas/Problem"
+
+
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """Document problem responses for the given statuses."""
+    # `model` registers the schema, but FastAPI files it under application/json only; the
+    # media type the API really answers with names the schema explicitly.
     return {
-        status: {"model": Problem, "content": {"application/problem+json": {}}}
+        status: {
+            "model": Problem,
+            "content": {"application/problem+json": {"schema": {"$ref": PROBLEM_SCHEMA_REF}}},
+        }
         for status in statuses
     }
 

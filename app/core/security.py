@@ -84,6 +84,9 @@ class TokenCodec:
         self._signing_kid = settings.jwt_key_id
         self._keys: dict[str, bytes] = {settings.jwt_key_id: _key(settings.jwt_secret)}
         if settings.jwt_previous_secret is not None and settings.jwt_previous_key_id:
+            # The same kid would put the old secret in the signing slot and undo the rotation.
+            if settings.jwt_previous_key_id == settings.jwt_key_id:
+                raise ValueError("SECURITY__JWT_PREVIOUS_KEY_ID must differ from JWT_KEY_ID")
             self._keys[settings.jwt_previous_key_id] = _key(settings.jwt_previous_secret)
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience

@@ -1,0 +1,1 @@
+"""Audit domain: an atomic, append-only, hash-chained record of every change."""

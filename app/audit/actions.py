@@ -1,0 +1,33 @@
+"""The closed vocabulary of audited actions; append members, never rename them."""
+
+# ruff: noqa: S105 - action names such as "user.password_changed" are not secrets.
+
+from enum import StrEnum
+
+
+class AuditAction(StrEnum):
+    """Every action the audit trail records, as `<entity>.<verb>`."""
+
+    USER_CREATED = "user.created"
+    USER_REGISTERED = "user.registered"
+    USER_UPDATED = "user.updated"
+    USER_EMAIL_CHANGED = "user.email_changed"
+    USER_ROLE_CHANGED = "user.role_changed"
+    USER_DEACTIVATED = "user.deactivated"
+    USER_REACTIVATED = "user.reactivated"
+    USER_PASSWORD_CHANGED = "user.password_changed"
+    USER_PASSWORD_REHASHED = "user.password_rehashed"
+    AUTH_LOGIN_SUCCEEDED = "auth.login_succeeded"
+    AUTH_LOGIN_FAILED = "auth.login_failed"
+    AUTH_LOGIN_THROTTLED = "auth.login_throttled"
+    AUTH_TOKEN_REFRESHED = "auth.token_refreshed"
+    AUTH_REFRESH_REUSED = "auth.refresh_reused"
+    AUTH_LOGOUT = "auth.logout"
+    AUTH_SESSION_REVOKED = "auth.session_revoked"
+    AUTH_ADMIN_BOOTSTRAPPED = "auth.admin_bootstrapped"
+    ROOM_CREATED = "room.created"
+    ROOM_UPDATED = "room.updated"
+    ROOM_DEACTIVATED = "room.deactivated"
+    BOOKING_CREATED = "booking.created"
+    BOOKING_UPDATED = "booking.updated"
+    BOOKING_CANCELLED = "booking.cancelled"

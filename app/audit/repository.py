@@ -1,0 +1,130 @@
+"""Every audit query: appending under the chain head's lock, filtered reads, chain walks."""
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from sqlalchemy import Row, Select, bindparam, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit.models import GENESIS_HASH, HEAD_ID, AuditChainHead, AuditEvent
+from app.audit.schemas import AuditFilter
+from app.core.pagination import PageRequest, SortValue, fetch_page
+
+EXPORT_BATCH_ROWS = 1000
+
+# Appends run on every audited change, so their statements are built once, on Core tables
+# (no ORM bookkeeping), with bound parameters.
+_events = AuditEvent.metadata.tables[AuditEvent.__tablename__]
+_head = AuditChainHead.metadata.tables[AuditChainHead.__tablename__]
+READ_HEAD = select(_head.c.last_seq, _head.c.last_hash).where(_head.c.id == HEAD_ID)
+LOCK_HEAD = READ_HEAD.with_for_update()
+CREATE_HEAD = (
+    pg_insert(_head).values(id=HEAD_ID, last_seq=0, last_hash=GENESIS_HASH).on_conflict_do_nothing()
+)
+APPEND = (
+    update(_head)
+    .where(_head.c.id == HEAD_ID)
+    .values(last_seq=bindparam("e_seq"), last_hash=bindparam("e_hash"))
+    .add_cte(insert(_events).values({c.name: bindparam(f"e_{c.name}") for c in _events.c}).cte())
+)
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def filtered(filters: AuditFilter) -> Select[AuditEvent]:
+    """Select the events matching every set filter."""
+    statement = select(AuditEvent)
+    if filters.actor_id is not None:
+        statement = statement.where(AuditEvent.actor_id == filters.actor_id)
+    if filters.action is not None:
+        statement = statement.where(
+            AuditEvent.action.like(_escape_like(filters.action) + "%", escape="\\")
+            if filters.action.endswith(".")
+            else AuditEvent.action == filters.action
+        )
+    if filters.entity_type is not None:
+        statement = statement.where(AuditEvent.entity_type == filters.entity_type)
+    if filters.entity_id is not None:
+        statement = statement.where(AuditEvent.entity_id == filters.entity_id)
+    if filters.since is not None:
+        statement = statement.where(AuditEvent.occurred_at >= filters.since)
+    if filters.until is not None:
+        statement = statement.where(AuditEvent.occurred_at < filters.until)
+    return statement
+
+
+class AuditRepository:
+    """Reads and appends audit rows in the caller's session."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def lock_head(self) -> tuple[int, str]:
+        """Lock the chain head until the transaction ends; return its last seq and hash.
+
+        The row lock is what orders concurrent appends: the next writer waits here until
+        this transaction commits or rolls back, then reads the head it left behind.
+        """
+        row = (await self.session.execute(LOCK_HEAD)).one_or_none()
+        if row is None:
+            # An emptied database (tests truncate every table) gets its genesis head back.
+            await self.session.execute(CREATE_HEAD)
+            row = (await self.session.execute(LOCK_HEAD)).one()
+        return row.last_seq, row.last_hash
+
+    async def append(self, *, values: dict[str, Any]) -> None:
+        """Insert the entry and advance the head to it, in one round trip."""
+        await self.session.execute(APPEND, {f"e_{name}": value for name, value in values.items()})
+
+    async def head(self) -> tuple[int, str]:
+        """Read the head without locking it (genesis when there is none)."""
+        row = (await self.session.execute(READ_HEAD)).one_or_none()
+        return (0, GENESIS_HASH) if row is None else (row.last_seq, row.last_hash)
+
+    async def chain_batch(
+        self, *, after_seq: int, up_to_seq: int, limit: int
+    ) -> Sequence[Row[Any]]:
+        """The next entries of the chain in seq order (a keyset walk, one short query each).
+
+        Plain rows, not ORM objects: the identity map must never hand back a stale copy
+        of a row that was changed behind the application's back.
+        """
+        statement = (
+            select(_events)
+            .where(_events.c.seq > after_seq, _events.c.seq <= up_to_seq)
+            .order_by(_events.c.seq)
+            .limit(limit)
+        )
+        return (await self.session.execute(statement)).all()
+
+    async def get(self, *, event_id: uuid.UUID) -> AuditEvent | None:
+        """Load one entry by id."""
+        return await self.session.get(AuditEvent, event_id)
+
+    async def list_page(
+        self, *, filters: AuditFilter, page: PageRequest
+    ) -> tuple[Sequence[AuditEvent], tuple[SortValue, uuid.UUID] | None]:
+        """One page of matching entries, newest first."""
+        return await fetch_page(
+            self.session,
+            statement=filtered(filters),
+            sort_column=AuditEvent.occurred_at,
+            id_column=AuditEvent.id,
+            page=page,
+        )
+
+    async def stream(self, *, filters: AuditFilter) -> AsyncIterator[Sequence[Row[Any]]]:
+        """Yield matching entries newest first, a batch at a time, through a server-side cursor.
+
+        `yield_per` fetches one batch at a time and plain rows bypass the identity map,
+        so memory stays flat however many rows match.
+        """
+        statement = filtered(filters).order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc())
+        columns = statement.with_only_columns(*_events.c)
+        result = await self.session.stream(columns.execution_options(yield_per=EXPORT_BATCH_ROWS))
+        async for batch in result.partitions():
+            yield batch

@@ -1,0 +1,133 @@
+"""Admin-only HTTP access to the audit trail: list, fetch, export as NDJSON, verify the chain."""
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import AwareDatetime
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.audit.actions import AuditAction
+from app.audit.schemas import AuditEventRead, AuditFilter, ChainReport
+from app.audit.service import AuditService, AuditServiceDep
+from app.auth.dependencies import AdminUser
+from app.core.errors import ValidationFailed
+from app.core.openapi import problem_responses
+from app.core.pagination import Page, PageRequestDep
+
+NDJSON = "application/x-ndjson"
+ACTION_PATTERN = r"^[a-z_]+\.([a-z_]+)?$"
+KNOWN_ACTIONS = frozenset(action.value for action in AuditAction)
+
+router = APIRouter(prefix="/audit", tags=["audit"])
+
+
+def get_audit_filter(
+    *,
+    actor_id: uuid.UUID | None = None,
+    action: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            pattern=ACTION_PATTERN,
+            description="An exact action, or a prefix ending with `.` such as `booking.`.",
+        ),
+    ] = None,
+    entity_type: Annotated[str | None, Query(max_length=64)] = None,
+    entity_id: Annotated[str | None, Query(max_length=128)] = None,
+    since: Annotated[AwareDatetime | None, Query(description="Inclusive lower bound.")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="Exclusive upper bound.")] = None,
+) -> AuditFilter:
+    """Read and check the event filters from the query string."""
+    errors = []
+    if action is not None and not action.endswith(".") and action not in KNOWN_ACTIONS:
+        errors.append({"field": "action", "message": "Unknown action.", "type": "enum"})
+    if since is not None and until is not None and since >= until:
+        errors.append({"field": "until", "message": "Must be after `since`.", "type": "range"})
+    if errors:
+        raise ValidationFailed(errors)
+    return AuditFilter(
+        actor_id=actor_id,
+        action=action,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        since=since,
+        until=until,
+    )
+
+
+AuditFilterDep = Annotated[AuditFilter, Depends(get_audit_filter)]
+
+
+@router.get(
+    "/events",
+    name="list",
+    summary="List audit events, newest first",
+    responses=problem_responses(401, 403),
+)
+async def list_events(
+    _: AdminUser, service: AuditServiceDep, filters: AuditFilterDep, page: PageRequestDep
+) -> Page[AuditEventRead]:
+    """Return one page of the events matching every given filter."""
+    rows, next_key = await service.list_events(filters=filters, page=page)
+    return Page(
+        items=[AuditEventRead.model_validate(row) for row in rows],
+        next_cursor=page.cursor_after(next_key),
+    )
+
+
+@router.get(
+    "/events/export",
+    name="export",
+    summary="Export audit events as NDJSON",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {NDJSON: {}}, "description": "One JSON event per line, newest first."},
+        **problem_responses(401, 403),
+    },
+)
+async def export_events(
+    _: AdminUser, filters: AuditFilterDep, request: Request
+) -> StreamingResponse:
+    """Stream every matching event, one JSON document per line, in constant memory."""
+    factory: async_sessionmaker[AsyncSession] = request.app.state.session_factory
+    return StreamingResponse(_ndjson(factory, filters), media_type=NDJSON)
+
+
+async def _ndjson(
+    factory: async_sessionmaker[AsyncSession], filters: AuditFilter
+) -> AsyncIterator[bytes]:
+    # The body streams after the handler returned, when the request's session has already
+    # committed and closed; the server-side cursor needs a session and transaction that live
+    # exactly as long as the stream, so the generator opens its own.
+    async with factory() as session:
+        async for batch in AuditService(session).stream_events(filters=filters):
+            # One body chunk per batch of rows: few ASGI messages, bounded size.
+            yield b"".join(
+                AuditEventRead.model_validate(row).model_dump_json().encode() + b"\n"
+                for row in batch
+            )
+
+
+@router.get(
+    "/events/{event_id}",
+    name="get",
+    summary="Fetch one audit event",
+    responses=problem_responses(401, 403, 404),
+)
+async def get_event(_: AdminUser, service: AuditServiceDep, event_id: uuid.UUID) -> AuditEventRead:
+    """Return the event with this id."""
+    return AuditEventRead.model_validate(await service.get_event(event_id=event_id))
+
+
+@router.get(
+    "/verify",
+    name="verify",
+    summary="Verify the audit hash chain",
+    responses=problem_responses(401, 403),
+)
+async def verify_chain(_: AdminUser, service: AuditServiceDep) -> ChainReport:
+    """Walk the chain and report `ok`, or the first entry where it breaks."""
+    return await service.verify()

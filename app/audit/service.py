@@ -1,0 +1,169 @@
+"""The audit service: `record` for every domain, reading and chain verification for admins."""
+
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import structlog
+from fastapi import Depends
+from sqlalchemy import Row
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit.actions import AuditAction
+from app.audit.chain import HASHED_FIELDS, ChainEntry, entry_hash
+from app.audit.changes import diff
+from app.audit.models import GENESIS_HASH, AuditEvent
+from app.audit.repository import AuditRepository
+from app.audit.schemas import AuditFilter, BrokenEntry, ChainReport
+from app.core.context import current_context
+from app.core.db import SessionDep
+from app.core.errors import NotFound
+from app.core.pagination import PageRequest, SortValue
+
+VERIFY_BATCH_ROWS = 2000
+SYSTEM_ROLE = "system"
+ANONYMOUS_ROLE = "anonymous"
+
+log = structlog.get_logger("roombook.audit")
+
+
+class AuditEventNotFound(NotFound):
+    """No audit entry has this id."""
+
+    code = "audit-event-not-found"
+    title = "Audit event not found"
+
+
+def utc_now() -> datetime:
+    """The current time in UTC."""
+    return datetime.now(UTC)
+
+
+def _clip(value: str | None, length: int) -> str | None:
+    return value[:length] if value else value
+
+
+def _as_entry(row: Row[Any]) -> ChainEntry:
+    return ChainEntry(**{name: getattr(row, name) for name in HASHED_FIELDS})
+
+
+class AuditService:
+    """Append audit entries to the caller's transaction and read them back."""
+
+    def __init__(self, session: AsyncSession, *, clock: Callable[[], datetime] = utc_now) -> None:
+        self.repository = AuditRepository(session)
+        self.clock = clock
+
+    async def record(
+        self,
+        *,
+        action: AuditAction,
+        entity_type: str,
+        entity_id: str | uuid.UUID | None,
+        before: Mapping[str, Any] | None = None,
+        after: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Append an entry describing a change, in the same transaction as the change.
+
+        Nothing is committed here: the entry commits or rolls back with the caller's
+        unit of work, and a failed insert fails that unit of work too.
+        """
+        context = current_context()
+        action = AuditAction(action)
+        changes = diff(before, after)  # computed before the lock, to keep the locked span short
+        # Appends are serialised on the chain head until this transaction ends, so seq
+        # order is commit order and every entry links to the one committed before it.
+        last_seq, last_hash = await self.repository.lock_head()
+        entry = ChainEntry(
+            id=uuid.uuid4(),
+            seq=last_seq + 1,
+            occurred_at=self.clock().astimezone(UTC),
+            action=action.value,
+            actor_id=context.actor_id,
+            actor_role=context.actor_role
+            or (ANONYMOUS_ROLE if context.request_id else SYSTEM_ROLE),
+            request_id=_clip(context.request_id, 128),
+            client_ip=_clip(context.client_ip, 64),
+            user_agent=_clip(context.user_agent, 256),
+            entity_type=entity_type,
+            entity_id=None if entity_id is None else str(entity_id),
+            changes=changes,
+            prev_hash=last_hash,
+        )
+        values = {name: getattr(entry, name) for name in HASHED_FIELDS}
+        await self.repository.append(values={**values, "hash": entry_hash(entry)})
+
+    async def get_event(self, *, event_id: uuid.UUID) -> AuditEvent:
+        """Load one entry or raise 404."""
+        event = await self.repository.get(event_id=event_id)
+        if event is None:
+            raise AuditEventNotFound(f"No audit event has id {event_id}.")
+        return event
+
+    async def list_events(
+        self, *, filters: AuditFilter, page: PageRequest
+    ) -> tuple[list[AuditEvent], tuple[SortValue, uuid.UUID] | None]:
+        """One page of matching entries, newest first, and the key to resume after."""
+        rows, next_key = await self.repository.list_page(filters=filters, page=page)
+        return list(rows), next_key
+
+    def stream_events(self, *, filters: AuditFilter) -> AsyncIterator[Sequence[Row[Any]]]:
+        """Every matching entry, newest first, in batches, never all of them in memory."""
+        return self.repository.stream(filters=filters)
+
+    async def verify(self) -> ChainReport:
+        """Walk the chain from the first entry to the head; report the first entry that breaks.
+
+        Checks for each entry: its seq follows the previous one, its `prev_hash` is the
+        previous entry's hash, and its hash matches its content. Finally the head must
+        point at the last entry, which catches entries deleted from the end.
+        """
+        # The head is read first: every entry up to it committed with it, so the walk sees a
+        # complete chain even while writers keep appending past it.
+        head_seq, head_hash = await self.repository.head()
+        checked, prev_seq, prev_hash = 0, 0, GENESIS_HASH
+        while True:
+            batch = await self.repository.chain_batch(
+                after_seq=prev_seq, up_to_seq=head_seq, limit=VERIFY_BATCH_ROWS
+            )
+            for event in batch:
+                reason = _break_reason(event, prev_seq=prev_seq, prev_hash=prev_hash)
+                if reason is not None:
+                    log.warning("audit chain broken", seq=event.seq, reason=reason)
+                    return ChainReport(
+                        ok=False,
+                        checked=checked,
+                        broken=BrokenEntry(id=event.id, seq=event.seq, reason=reason),
+                    )
+                checked, prev_seq, prev_hash = checked + 1, event.seq, event.hash
+            if len(batch) < VERIFY_BATCH_ROWS:
+                break
+        if (prev_seq, prev_hash) != (head_seq, head_hash):
+            reason = (
+                f"the chain head is at seq {head_seq} but the last entry found is seq {prev_seq}"
+            )
+            return ChainReport(
+                ok=False,
+                checked=checked,
+                broken=BrokenEntry(id=None, seq=prev_seq + 1, reason=reason),
+            )
+        return ChainReport(ok=True, checked=checked, broken=None)
+
+
+def _break_reason(event: Row[Any], *, prev_seq: int, prev_hash: str) -> str | None:
+    if event.seq != prev_seq + 1:
+        return f"entries {prev_seq + 1} to {event.seq - 1} are missing before this entry"
+    if event.prev_hash != prev_hash:
+        return "prev_hash does not match the previous entry's hash"
+    if event.hash != entry_hash(_as_entry(event)):
+        return "hash does not match the entry's content"
+    return None
+
+
+def get_audit_service(session: SessionDep) -> AuditService:
+    """Build the audit service on the request's session."""
+    return AuditService(session)
+
+
+AuditServiceDep = Annotated[AuditService, Depends(get_audit_service)]

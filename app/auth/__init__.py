@@ -1,0 +1,1 @@
+"""Authentication: credentials, tokens, sessions and the guards every router uses."""

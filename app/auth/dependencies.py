@@ -1,0 +1,197 @@
+"""The guards every router uses: who is calling, and may their role do this."""
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated
+
+import structlog
+from fastapi import Depends, Request, Response
+from fastapi.security import OAuth2PasswordBearer
+
+from app.audit.service import AuditService
+from app.auth.ratelimit import RateLimiter
+from app.auth.repository import AuthRepository
+from app.auth.service import AuthService, SessionService, utc_now
+from app.core.config import Settings
+from app.core.context import bind_actor, current_context
+from app.core.db import SessionDep
+from app.core.errors import Forbidden, Unauthorized
+from app.core.security import InvalidToken, TokenCodec
+from app.users.dependencies import build_user_service, password_service
+from app.users.schemas import Role
+
+LOGIN_PATH = "/api/v1/auth/login"
+
+log = structlog.get_logger("roombook.auth")
+
+bearer_scheme = OAuth2PasswordBearer(
+    tokenUrl=LOGIN_PATH,
+    auto_error=False,
+    description=(
+        "Access token from `POST /auth/login` or `POST /auth/refresh`. The password flow "
+        "is Roombook's first-party login only (RFC 9700 deprecates it for third parties)."
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller: user, current role, and the session the token belongs to."""
+
+    id: uuid.UUID
+    role: Role
+    session_id: uuid.UUID
+    email: str
+
+
+class NotAuthenticated(Unauthorized):
+    """No valid access token came with the request."""
+
+    code = "not-authenticated"
+    title = "Not authenticated"
+
+
+class RoleForbidden(Forbidden):
+    """The caller's role may not use this endpoint."""
+
+    code = "role-forbidden"
+    title = "Forbidden for your role"
+
+
+class CrossSiteRequest(Forbidden):
+    """A browser sent an auth call from an origin that is not allowed."""
+
+    code = "cross-site-request"
+    title = "Cross-site request refused"
+
+
+def _claim_ids(claims: dict[str, object]) -> tuple[uuid.UUID, uuid.UUID]:
+    try:
+        return uuid.UUID(str(claims["sub"])), uuid.UUID(str(claims["sid"]))
+    except (KeyError, ValueError) as exc:
+        raise InvalidToken("subject or session id missing or malformed") from exc
+
+
+async def get_current_user(
+    request: Request,
+    session: SessionDep,
+    token: Annotated[str | None, Depends(bearer_scheme)],
+) -> Principal:
+    """Verify the access token, then check user and session in one query; 401 otherwise.
+
+    The database check is what makes logout, session revocation and deactivation take
+    effect at once instead of when the token expires.
+    """
+    if not token:
+        raise NotAuthenticated("Log in and send the access token as a Bearer token.")
+    codec: TokenCodec = request.app.state.token_codec
+    try:
+        claims = codec.decode(token)
+        user_id, session_id = _claim_ids(claims)
+    except InvalidToken as exc:
+        log.info("access token rejected", reason=str(exc))
+        raise NotAuthenticated("The access token is invalid or expired.") from exc
+    settings: Settings = request.app.state.settings
+    row = await AuthRepository(session).principal(
+        user_id=user_id,
+        session_id=session_id,
+        now=utc_now(),
+        idle=timedelta(seconds=settings.auth.session_idle_timeout_s),
+    )
+    if row is None:
+        log.info("access token of an ended session or inactive user", session_id=str(session_id))
+        raise NotAuthenticated("The session has ended; log in again.")
+    principal = Principal(id=row.id, role=Role(row.role), session_id=session_id, email=row.email)
+    bind_actor(actor_id=principal.id, actor_role=principal.role.value)
+    return principal
+
+
+CurrentUser = Annotated[Principal, Depends(get_current_user)]
+
+
+@dataclass(frozen=True)
+class RoleGuard:
+    """Admit only callers whose current role is one of `roles`; the route walk reads them."""
+
+    roles: frozenset[Role]
+
+    async def __call__(self, principal: CurrentUser) -> Principal:
+        """Return the caller, or raise 403 for any other role."""
+        if principal.role not in self.roles:
+            raise RoleForbidden("Your role may not do this.")
+        return principal
+
+
+def require_role(*roles: Role) -> Callable[..., Awaitable[Principal]]:
+    """A dependency admitting only callers with one of `roles` (403 problem otherwise)."""
+    return RoleGuard(frozenset(roles))
+
+
+AdminUser = Annotated[Principal, Depends(require_role(Role.ADMIN))]
+ManagerUser = Annotated[Principal, Depends(require_role(Role.MANAGER, Role.ADMIN))]
+
+
+def get_auth_service(request: Request, session: SessionDep) -> AuthService:
+    """The request's AuthService."""
+    settings: Settings = request.app.state.settings
+    hasher = request.app.state.password_hasher
+    audit = AuditService(session)
+    return AuthService(
+        session=session,
+        audit=audit,
+        users=build_user_service(session, hasher=hasher, settings=settings),
+        sessions=SessionService(session=session, audit=audit, settings=settings.auth),
+        passwords=password_service(hasher=hasher, settings=settings),
+        codec=request.app.state.token_codec,
+        settings=settings.auth,
+    )
+
+
+AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
+
+
+def get_session_service(request: Request, session: SessionDep) -> SessionService:
+    """The request's SessionService."""
+    settings: Settings = request.app.state.settings
+    return SessionService(session=session, audit=AuditService(session), settings=settings.auth)
+
+
+SessionServiceDep = Annotated[SessionService, Depends(get_session_service)]
+
+
+def check_origin(request: Request) -> None:
+    """Refuse browser calls from origins outside the CORS allow-list (or this API itself).
+
+    The refresh cookie is SameSite=Strict already; this is the second lock on the door
+    against cross-site request forgery. Clients that send no `Origin` are not browsers.
+    """
+    origin = request.headers.get("origin")
+    if origin is None:
+        return
+    settings: Settings = request.app.state.settings
+    own = f"{request.url.scheme}://{request.url.netloc}"
+    if origin != own and origin not in settings.http.cors_origins:
+        raise CrossSiteRequest(f"Requests from {origin[:100]} are not allowed.")
+
+
+def client_key() -> str:
+    """The rate-limit key of the caller: its IP (callers without one share a budget)."""
+    return current_context().client_ip or "unknown"
+
+
+async def limit_auth(request: Request, response: Response) -> None:
+    """Spend one unit of the client IP's budget for `/auth/*`."""
+    limiter: RateLimiter = request.app.state.rate_limiter
+    budget = await limiter.hit(policy=limiter.auth, client=client_key())
+    if budget is not None:
+        response.headers.update(budget.headers())
+
+
+async def limit_credentials(request: Request, response: Response) -> None:
+    """Spend one unit of the client IP's stricter budget for password-checking calls."""
+    limiter: RateLimiter = request.app.state.rate_limiter
+    budget = await limiter.hit(policy=limiter.credentials, client=client_key())
+    if budget is not None:
+        response.headers.update(budget.headers())

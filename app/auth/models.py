@@ -1,0 +1,72 @@
+"""Auth tables: sessions (refresh-token families), their tokens, and login slow-down state."""
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, LargeBinary, String, func, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.db import Base, Timestamped, UUIDPrimaryKey
+
+
+class AuthSession(UUIDPrimaryKey, Timestamped, Base):
+    """One login on one device: a family of refresh tokens and the access tokens they mint.
+
+    Access tokens carry the session id (`sid`), so ending the session ends them too.
+    """
+
+    __tablename__ = "auth_sessions"
+    __table_args__ = (Index("ix_auth_sessions_user_id", "user_id", "created_at"),)
+    __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    """The user who logged in."""
+    last_used_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    """Last login or refresh; the idle timeout counts from here."""
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    """Absolute end of the session, however much it is used."""
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When the session was ended; null while it is live."""
+    revoked_reason: Mapped[str | None] = mapped_column(String(32))
+    """Why it ended: logout, revoked, password_changed, refresh_reused, expired, ..."""
+    user_agent: Mapped[str | None] = mapped_column(String(256))
+    """`User-Agent` at login, to help the user recognise the device."""
+    client_ip: Mapped[str | None] = mapped_column(String(64))
+    """Client address at login."""
+    generation: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    """How often the session was refreshed: the generation of its one live refresh token."""
+
+
+class RefreshToken(UUIDPrimaryKey, Base):
+    """One refresh token of a session; only its SHA-256 is stored, never the token."""
+
+    __tablename__ = "auth_refresh_tokens"
+    __table_args__ = (Index("ix_auth_refresh_tokens_session_id", "session_id"),)
+
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("auth_sessions.id", ondelete="CASCADE")
+    )
+    """The session (token family) this token belongs to."""
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    """SHA-256 of the token; a database leak yields no usable token."""
+    generation: Mapped[int] = mapped_column(Integer)
+    """0 for the token issued at login, then one more per rotation."""
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    """When the token was handed out."""
+    rotated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When it was exchanged for its successor; presenting it again after that is reuse."""
+
+
+class LoginThrottle(Base):
+    """Consecutive failed logins of an account and the delay window they earned."""
+
+    __tablename__ = "auth_login_throttles"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    """The account being guessed at."""
+    failures: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    """Failed logins since the last success."""
+    blocked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """No login is checked before this time; then one more guess is allowed."""

@@ -1,0 +1,117 @@
+"""Every query on the `users` table."""
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.pagination import PageRequest, SortValue, fetch_page
+from app.users.models import User
+from app.users.schemas import Role, UserFilter
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class UserRepository:
+    """Reads and writes users in the caller's session."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, *, user_id: uuid.UUID) -> User | None:
+        """Load one user by id."""
+        return await self.session.get(User, user_id)
+
+    async def get_by_email(self, *, email: str) -> User | None:
+        """Load one user by email (case-insensitive through citext)."""
+        return await self.session.scalar(select(User).where(User.email == email))
+
+    async def email_taken(self, *, email: str) -> bool:
+        """Whether any account, active or not, uses this email."""
+        found = await self.session.scalar(select(User.id).where(User.email == email))
+        return found is not None
+
+    async def add(self, *, user: User) -> User:
+        """Insert a user and read back its server-set columns."""
+        self.session.add(user)
+        await self.session.flush()
+        return user
+
+    async def list_page(
+        self, *, filters: UserFilter, page: PageRequest
+    ) -> tuple[Sequence[User], tuple[SortValue, uuid.UUID] | None]:
+        """One page of matching users, newest first."""
+        statement = select(User)
+        if filters.role is not None:
+            statement = statement.where(User.role == filters.role.value)
+        if filters.active is not None:
+            statement = statement.where(User.is_active.is_(filters.active))
+        if filters.q:
+            pattern = f"%{_escape_like(filters.q)}%"
+            statement = statement.where(
+                or_(
+                    User.email.ilike(pattern, escape="\\"),
+                    User.full_name.ilike(pattern, escape="\\"),
+                )
+            )
+        return await fetch_page(
+            self.session,
+            statement=statement,
+            sort_column=User.created_at,
+            id_column=User.id,
+            page=page,
+        )
+
+    async def update_versioned(
+        self, *, user_id: uuid.UUID, version: int, values: Mapping[str, Any]
+    ) -> User | None:
+        """Apply `values` only if the row still has `version`; None when it moved on.
+
+        The version test and bump happen in one UPDATE: of two writers holding the same
+        version, the second waits on the row lock, re-reads it, no longer matches, and
+        updates nothing.
+        """
+        statement = (
+            update(User)
+            .where(User.id == user_id, User.version == version)
+            .values(**values, version=User.version + 1, updated_at=func.now())
+            .returning(User)
+            .execution_options(populate_existing=True, synchronize_session=False)
+        )
+        return (await self.session.scalars(statement)).one_or_none()
+
+    async def update(self, *, user_id: uuid.UUID, values: Mapping[str, Any]) -> User | None:
+        """Apply `values` whatever the version (internal bookkeeping), bumping it."""
+        statement = (
+            update(User)
+            .where(User.id == user_id)
+            .values(**values, version=User.version + 1, updated_at=func.now())
+            .returning(User)
+            .execution_options(populate_existing=True, synchronize_session=False)
+        )
+        return (await self.session.scalars(statement)).one_or_none()
+
+    async def lock_active_admins(self) -> list[uuid.UUID]:
+        """Lock every active admin row until the transaction ends and return their ids.
+
+        Two admins demoting each other at once would each see the other still active;
+        locking the set first makes the second wait and then count again.
+        """
+        statement = (
+            select(User.id)
+            .where(User.role == Role.ADMIN.value, User.is_active.is_(True))
+            .order_by(User.id)
+            .with_for_update()
+        )
+        return list((await self.session.scalars(statement)).all())
+
+    async def any_admin(self) -> bool:
+        """Whether an admin account exists, active or not."""
+        found = await self.session.scalar(
+            select(User.id).where(User.role == Role.ADMIN.value).limit(1)
+        )
+        return found is not None

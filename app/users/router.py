@@ -1,0 +1,111 @@
+"""`/users`: one's own account, and account administration for admins."""
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response, status
+
+from app.auth.dependencies import AdminUser, CurrentUser
+from app.core.openapi import problem_responses
+from app.core.pagination import Page, PageRequestDep
+from app.users.dependencies import IfMatchVersion, UserServiceDep, etag
+from app.users.models import User
+from app.users.schemas import AdminUpdate, Role, SelfUpdate, UserCreate, UserFilter, UserRead
+
+router = APIRouter(prefix="/users", tags=["users"], responses=problem_responses(401))
+UPDATE_PROBLEMS = problem_responses(404, 409, 412, 428)
+
+
+def _read(user: User, response: Response) -> UserRead:
+    response.headers["ETag"] = etag(user.version)
+    return UserRead.model_validate(user)
+
+
+@router.get("/me", name="get-me")
+async def get_me(principal: CurrentUser, users: UserServiceDep, response: Response) -> UserRead:
+    """The caller's own account; the `ETag` is needed to change it."""
+    return _read(await users.get(user_id=principal.id), response)
+
+
+@router.patch("/me", name="update-me", responses=problem_responses(403, 409, 412, 428))
+async def update_me(
+    principal: CurrentUser,
+    data: SelfUpdate,
+    version: IfMatchVersion,
+    users: UserServiceDep,
+    response: Response,
+) -> UserRead:
+    """Change one's name or email; a new email needs `current_password` (403 when wrong)."""
+    user = await users.update_self(user_id=principal.id, version=version, data=data)
+    return _read(user, response)
+
+
+@router.get("", name="list", responses=problem_responses(403))
+async def list_users(
+    _: AdminUser,
+    users: UserServiceDep,
+    page: PageRequestDep,
+    role: Role | None = None,
+    active: bool | None = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
+) -> Page[UserRead]:
+    """Accounts, newest first, filtered by role, active flag and `q` (in email or name)."""
+    rows, next_key = await users.list_users(
+        filters=UserFilter(role=role, active=active, q=q), page=page
+    )
+    return Page(
+        items=[UserRead.model_validate(row) for row in rows],
+        next_cursor=page.cursor_after(next_key),
+    )
+
+
+@router.post(
+    "",
+    name="create",
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(403, 409),
+)
+async def create_user(
+    _: AdminUser, data: UserCreate, users: UserServiceDep, request: Request, response: Response
+) -> UserRead:
+    """Create an account with a role and an initial password."""
+    user = await users.create(data=data)
+    response.headers["Location"] = f"{request.url.path.rstrip('/')}/{user.id}"
+    return _read(user, response)
+
+
+@router.get("/{user_id}", name="get", responses=problem_responses(403, 404))
+async def get_user(
+    _: AdminUser, user_id: uuid.UUID, users: UserServiceDep, response: Response
+) -> UserRead:
+    """One account; the `ETag` is needed to change it."""
+    return _read(await users.get(user_id=user_id), response)
+
+
+@router.patch("/{user_id}", name="update", responses={**UPDATE_PROBLEMS, **problem_responses(403)})
+async def update_user(
+    _: AdminUser,
+    user_id: uuid.UUID,
+    data: AdminUpdate,
+    version: IfMatchVersion,
+    users: UserServiceDep,
+    response: Response,
+) -> UserRead:
+    """Change name, role or active flag; the last active admin keeps role and access (409)."""
+    user = await users.update_by_admin(user_id=user_id, version=version, data=data)
+    return _read(user, response)
+
+
+@router.delete(
+    "/{user_id}", name="deactivate", responses={**UPDATE_PROBLEMS, **problem_responses(403)}
+)
+async def deactivate_user(
+    _: AdminUser,
+    user_id: uuid.UUID,
+    version: IfMatchVersion,
+    users: UserServiceDep,
+    response: Response,
+) -> UserRead:
+    """Deactivate an account (never deleted) and end all its sessions at once."""
+    user = await users.deactivate(user_id=user_id, version=version)
+    return _read(user, response)

@@ -1,0 +1,97 @@
+"""Request and response shapes of the users API; none carries a password hash."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+
+PASSWORD_INPUT_MAX = 1024
+"""Raw input cap before normalisation; the policy then enforces the real maximum (128)."""
+
+
+class Role(StrEnum):
+    """What a user may do: members book, managers run rooms, admins run everything."""
+
+    MEMBER = "member"
+    MANAGER = "manager"
+    ADMIN = "admin"
+
+
+def normalise_email(value: str) -> str:
+    """Lower-case an address so each mailbox has exactly one spelling."""
+    return value.strip().lower()
+
+
+Email = Annotated[EmailStr, Field(max_length=254), AfterValidator(normalise_email)]
+FullName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Password = Annotated[str, Field(min_length=1, max_length=PASSWORD_INPUT_MAX)]
+
+
+class UserRead(BaseModel):
+    """A user as the API shows it; `version` is the value of its ETag."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    email: str
+    full_name: str
+    role: Role
+    is_active: bool
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    last_login_at: datetime | None
+
+
+class UserCreate(BaseModel):
+    """An account an admin creates, with its initial password and role."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: Email
+    full_name: FullName
+    password: Password
+    role: Role = Role.MEMBER
+
+
+class SelfUpdate(BaseModel):
+    """Changes a user makes to their own account; a new email needs the current password."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    full_name: FullName | None = None
+    email: Email | None = None
+    current_password: Password | None = None
+
+
+class AdminUpdate(BaseModel):
+    """Changes an admin makes to any account."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    full_name: FullName | None = None
+    role: Role | None = None
+    is_active: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UserFilter:
+    """List filters: exact role and active flag, `q` a substring of email or name."""
+
+    role: Role | None = None
+    active: bool | None = None
+    q: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What login needs to know about an account; stays inside the service layer."""
+
+    id: uuid.UUID
+    email: str
+    role: Role
+    is_active: bool
+    password_hash: str

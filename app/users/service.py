@@ -1,0 +1,287 @@
+"""Business rules of accounts: uniqueness, the last admin, versions, deactivation."""
+
+import uuid
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit.actions import AuditAction
+from app.audit.service import AuditService
+from app.auth.passwords import PasswordService
+from app.core.errors import Conflict, Forbidden, NotFound, PreconditionFailed, ValidationFailed
+from app.core.pagination import PageRequest, SortValue
+from app.users.models import User
+from app.users.repository import UserRepository
+from app.users.schemas import (
+    AdminUpdate,
+    Credentials,
+    Role,
+    SelfUpdate,
+    UserCreate,
+    UserFilter,
+)
+
+ENTITY = "user"
+FIELD_ACTIONS = {
+    "full_name": AuditAction.USER_UPDATED,
+    "email": AuditAction.USER_EMAIL_CHANGED,
+    "role": AuditAction.USER_ROLE_CHANGED,
+    "is_active": AuditAction.USER_DEACTIVATED,
+}
+"""The audit action of each changeable field (`is_active` becoming true is a reactivation)."""
+
+
+class UserNotFound(NotFound):
+    """No user has this id."""
+
+    code = "user-not-found"
+    title = "User not found"
+
+
+class EmailTaken(Conflict):
+    """Another account already uses this email."""
+
+    code = "email-taken"
+    title = "Email already registered"
+
+
+class LastAdmin(Conflict):
+    """The change would leave no active admin."""
+
+    code = "last-admin"
+    title = "Last active admin"
+
+
+class StaleVersion(PreconditionFailed):
+    """`If-Match` names a version the user has moved past."""
+
+    code = "stale-version"
+    title = "User changed since it was read"
+
+
+class CurrentPasswordInvalid(Forbidden):
+    """The current password given to confirm a sensitive change is wrong."""
+
+    code = "current-password-invalid"
+    title = "Current password is wrong"
+
+
+class SessionEnder(Protocol):
+    """What users needs from auth: ending every session of a user."""
+
+    async def end_all(self, *, user_id: uuid.UUID, reason: str) -> int:
+        """End the user's sessions; return how many were live."""
+        ...
+
+
+def snapshot(user: User) -> dict[str, Any]:
+    """The audited fields of a user (never the password hash)."""
+    return {
+        "email": user.email,
+        "full_name": user.full_name,
+        "role": user.role,
+        "is_active": user.is_active,
+    }
+
+
+def _check_version(user: User, version: int) -> None:
+    # A cheap early answer; the versioned UPDATE is what actually guards against races.
+    if user.version != version:
+        raise StaleVersion(f"The user is at version {user.version}, not {version}.")
+
+
+def credentials(user: User) -> Credentials:
+    """What login needs of a user."""
+    return Credentials(
+        id=user.id,
+        email=user.email,
+        role=Role(user.role),
+        is_active=user.is_active,
+        password_hash=user.password_hash,
+    )
+
+
+class UserService:
+    """Create, read, change and deactivate accounts; every change is audited."""
+
+    def __init__(
+        self,
+        *,
+        session: AsyncSession,
+        audit: AuditService,
+        passwords: PasswordService,
+        sessions: SessionEnder,
+    ) -> None:
+        self.session = session
+        self.repository = UserRepository(session)
+        self.audit = audit
+        self.passwords = passwords
+        self.sessions = sessions
+
+    async def create(self, *, data: UserCreate, registered: bool = False) -> User:
+        """Create an account; `registered` marks a self-service sign-up."""
+        # The policy check and the hash run before the existence check, so a taken email
+        # costs the same work and fails no earlier than a free one.
+        password_hash = await self.passwords.hash_new(password=data.password, email=data.email)
+        if await self.repository.email_taken(email=data.email):
+            raise EmailTaken("An account with this email already exists.")
+        user = User(
+            id=uuid.uuid4(),
+            email=data.email,
+            full_name=data.full_name,
+            role=data.role.value,
+            is_active=True,
+            password_hash=password_hash,
+            version=1,
+        )
+        try:
+            # A savepoint turns the race with a concurrent sign-up into a 409, not a 500.
+            async with self.session.begin_nested():
+                await self.repository.add(user=user)
+        except IntegrityError as exc:
+            raise EmailTaken("An account with this email already exists.") from exc
+        action = AuditAction.USER_REGISTERED if registered else AuditAction.USER_CREATED
+        await self.audit.record(
+            action=action, entity_type=ENTITY, entity_id=user.id, after=snapshot(user)
+        )
+        return user
+
+    async def get(self, *, user_id: uuid.UUID) -> User:
+        """Load a user or raise 404."""
+        user = await self.repository.get(user_id=user_id)
+        if user is None:
+            raise UserNotFound(f"No user has id {user_id}.")
+        return user
+
+    async def list_users(
+        self, *, filters: UserFilter, page: PageRequest
+    ) -> tuple[Sequence[User], tuple[SortValue, uuid.UUID] | None]:
+        """One page of users matching the filters, newest first."""
+        return await self.repository.list_page(filters=filters, page=page)
+
+    async def credentials_for(self, *, email: str) -> Credentials | None:
+        """Login data of the account with this email, or None."""
+        user = await self.repository.get_by_email(email=email)
+        return None if user is None else credentials(user)
+
+    async def credentials_of(self, *, user_id: uuid.UUID) -> Credentials:
+        """Login data of a known account."""
+        return credentials(await self.get(user_id=user_id))
+
+    async def update_self(self, *, user_id: uuid.UUID, version: int, data: SelfUpdate) -> User:
+        """Change one's own name or email; a new email needs the current password."""
+        user = await self.get(user_id=user_id)
+        _check_version(user, version)
+        values: dict[str, Any] = {}
+        if data.full_name is not None and data.full_name != user.full_name:
+            values["full_name"] = data.full_name
+        if data.email is not None and data.email != user.email:
+            await self._confirm_password(user=user, password=data.current_password)
+            if await self.repository.email_taken(email=data.email):
+                raise EmailTaken("An account with this email already exists.")
+            values["email"] = data.email
+        return await self._apply(user=user, version=version, values=values)
+
+    async def update_by_admin(self, *, user_id: uuid.UUID, version: int, data: AdminUpdate) -> User:
+        """Change a user's name, role or active flag, keeping at least one active admin."""
+        user = await self.get(user_id=user_id)
+        _check_version(user, version)
+        values: dict[str, Any] = {}
+        if data.full_name is not None and data.full_name != user.full_name:
+            values["full_name"] = data.full_name
+        if data.role is not None and data.role.value != user.role:
+            values["role"] = data.role.value
+        if data.is_active is not None and data.is_active != user.is_active:
+            values["is_active"] = data.is_active
+        if (
+            user.role == Role.ADMIN
+            and user.is_active
+            and ("role" in values or "is_active" in values)
+        ):
+            await self._keep_an_admin(user_id=user.id)
+        return await self._apply(user=user, version=version, values=values)
+
+    async def deactivate(self, *, user_id: uuid.UUID, version: int) -> User:
+        """Deactivate an account (never deleted); ends every session of it."""
+        return await self.update_by_admin(
+            user_id=user_id, version=version, data=AdminUpdate(is_active=False)
+        )
+
+    async def set_password(self, *, user_id: uuid.UUID, password: str, field: str) -> None:
+        """Replace a user's password after checking it against the policy."""
+        user = await self.get(user_id=user_id)
+        password_hash = await self.passwords.hash_new(
+            password=password, email=user.email, field=field
+        )
+        await self.repository.update(user_id=user.id, values={"password_hash": password_hash})
+        await self.audit.record(
+            action=AuditAction.USER_PASSWORD_CHANGED, entity_type=ENTITY, entity_id=user.id
+        )
+
+    async def store_rehash(self, *, user_id: uuid.UUID, password_hash: str) -> None:
+        """Keep a hash recomputed with the current parameters at login."""
+        await self.repository.update(user_id=user_id, values={"password_hash": password_hash})
+        await self.audit.record(
+            action=AuditAction.USER_PASSWORD_REHASHED, entity_type=ENTITY, entity_id=user_id
+        )
+
+    async def record_login(self, *, user_id: uuid.UUID) -> None:
+        """Stamp the last successful login."""
+        await self.repository.update(user_id=user_id, values={"last_login_at": func.now()})
+
+    async def any_admin(self) -> bool:
+        """Whether an admin account exists at all (bootstrap runs only when none does)."""
+        return await self.repository.any_admin()
+
+    async def _confirm_password(self, *, user: User, password: str | None) -> None:
+        if password is None:
+            raise ValidationFailed(
+                [
+                    {
+                        "field": "current_password",
+                        "message": "Changing the email needs the current password.",
+                        "type": "missing",
+                    }
+                ]
+            )
+        if not await self.passwords.verify(password_hash=user.password_hash, password=password):
+            raise CurrentPasswordInvalid("The current password is wrong.")
+
+    async def _keep_an_admin(self, *, user_id: uuid.UUID) -> None:
+        admins = await self.repository.lock_active_admins()
+        if admins == [user_id]:
+            raise LastAdmin("At least one active admin must remain.")
+
+    async def _apply(self, *, user: User, version: int, values: dict[str, Any]) -> User:
+        if not values:
+            return user
+        before = snapshot(user)
+        updated = await self.repository.update_versioned(
+            user_id=user.id, version=version, values=values
+        )
+        if updated is None:
+            raise StaleVersion("The user was changed concurrently; read it again.")
+        await self._audit_changes(before=before, user=updated, values=values)
+        if "is_active" in values and not updated.is_active:
+            # Deactivation ends every session now; the guard also checks the flag.
+            await self.sessions.end_all(user_id=updated.id, reason="user_deactivated")
+        return updated
+
+    async def _audit_changes(
+        self, *, before: dict[str, Any], user: User, values: dict[str, Any]
+    ) -> None:
+        after = snapshot(user)
+        for field, action in FIELD_ACTIONS.items():
+            if field not in values:
+                continue
+            reactivated = field == "is_active" and user.is_active
+            await self.audit.record(
+                action=AuditAction.USER_REACTIVATED if reactivated else action,
+                entity_type=ENTITY,
+                entity_id=user.id,
+                before={field: before[field]},
+                after={field: after[field]},
+            )

@@ -1,0 +1,87 @@
+"""`python -m app.cli audit-verify` (behind `make audit-verify`) on committed data."""
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.audit.actions import AuditAction
+from app.audit.service import AuditService
+from app.cli import main
+from app.core.config import get_settings
+from tests.audit.conftest import events_by_seq
+from tests.conftest import truncate_all
+from tests.database import create_test_database, drop_test_database
+
+
+@pytest.fixture
+def cli_database(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Point the CLI's settings at the test database."""
+    monkeypatch.setenv("DATABASE__URL", database_url)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+async def committed_chain(app: FastAPI) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Three committed entries; every table is emptied afterwards."""
+    factory = async_sessionmaker(app.state.engine, expire_on_commit=False)
+    for number in range(3):
+        async with factory() as session, session.begin():
+            await AuditService(session).record(
+                action=AuditAction.ROOM_CREATED, entity_type="room", entity_id=f"cli-{number}"
+            )
+    yield factory
+    await truncate_all(app.state.engine)
+
+
+async def _run_cli() -> int:
+    try:
+        await asyncio.to_thread(main, ["audit-verify"])
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    return 0
+
+
+@pytest.mark.usefixtures("cli_database")
+async def test_cli_reports_ok_then_the_first_broken_entry(
+    committed_chain: async_sessionmaker[AsyncSession],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert await _run_cli() == 0
+    assert capsys.readouterr().out.endswith("ok: 3 entries verified\n")
+
+    async with committed_chain() as session, session.begin():
+        target = (await events_by_seq(session))[1]
+        await session.execute(text("SET LOCAL session_replication_role = replica"))
+        await session.execute(
+            text("UPDATE audit_events SET entity_id = 'forged' WHERE id = :id"), {"id": target.id}
+        )
+
+    assert await _run_cli() == 1
+    assert capsys.readouterr().out.endswith(
+        f"broken at seq 2 (id {target.id}) after 1 good entries: "
+        "hash does not match the entry's content\n"
+    )
+
+
+async def test_cli_on_a_database_without_audit_tables_exits_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server, url = await create_test_database()
+    monkeypatch.setenv("DATABASE__URL", url)
+    get_settings.cache_clear()
+    try:
+        code = await _run_cli()
+    finally:
+        get_settings.cache_clear()
+        await drop_test_database(server, url)
+
+    assert code == 2
+    assert capsys.readouterr().err.endswith(
+        "no audit tables in this database: run `make migrate` first\n"
+    )

@@ -1,0 +1,233 @@
+"""Login: cookie and body delivery, same failure for every reason, slow-down, rehash."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from fastapi import FastAPI
+from httpx import AsyncClient
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.models import AuthSession, LoginThrottle
+from app.core.security import PasswordHasher
+from app.users.models import User
+from app.users.schemas import Role
+from tests.auth.conftest import (
+    COOKIE,
+    ME,
+    REFRESH,
+    audit_actions,
+    audit_changes,
+    bearer,
+    login,
+    without_request_id,
+)
+from tests.conftest import DEFAULT_PASSWORD, CreateUser
+
+EMAIL = "login.user@example.com"
+WRONG = "definitely not the right passphrase"
+
+
+async def _throttle(session: AsyncSession, user_id: uuid.UUID) -> LoginThrottle | None:
+    statement = select(LoginThrottle).where(LoginThrottle.user_id == user_id)
+    return await session.scalar(statement.execution_options(populate_existing=True))
+
+
+async def test_login_sets_an_http_only_strict_secure_cookie_scoped_to_auth(
+    https_client: AsyncClient, create_user: CreateUser, db_session: AsyncSession
+) -> None:
+    user_id = await create_user(email=EMAIL)
+    response = await login(https_client, EMAIL, delivery="cookie")
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"access_token", "token_type", "expires_in", "refresh_token"}
+    assert body["refresh_token"] is None
+    assert body["expires_in"] == 600
+    assert response.headers["cache-control"] == "no-store"
+    cookie = response.headers["set-cookie"]
+    for attribute in ("HttpOnly", "Secure", "SameSite=strict", "Path=/api/v1/auth", "Max-Age="):
+        assert attribute in cookie
+    assert body["access_token"] not in cookie
+    user = await db_session.get(User, user_id, populate_existing=True)
+    assert user is not None
+    assert user.last_login_at is not None
+    assert await audit_actions(db_session, entity_id=user_id) == ["auth.login_succeeded"]
+
+
+async def test_body_delivery_returns_the_refresh_token_and_sets_no_cookie(
+    client: AsyncClient, create_user: CreateUser
+) -> None:
+    await create_user(email=EMAIL)
+    response = await login(client, "  Login.User@EXAMPLE.com ", delivery="body")
+    assert response.status_code == 200
+    assert "set-cookie" not in response.headers
+    assert len(response.json()["refresh_token"]) >= 43
+    me = await client.get(ME, headers=bearer(response.json()["access_token"]))
+    assert me.json()["email"] == EMAIL
+
+
+async def test_login_records_session_device_details(
+    client: AsyncClient, create_user: CreateUser, db_session: AsyncSession
+) -> None:
+    user_id = await create_user(email=EMAIL)
+    response = await login(client, EMAIL, headers={"User-Agent": "RoombookTest/1.0"})
+    assert response.status_code == 200
+    stored = await db_session.scalar(select(AuthSession).where(AuthSession.user_id == user_id))
+    assert stored is not None
+    assert stored.user_agent == "RoombookTest/1.0"
+    assert stored.client_ip == "127.0.0.1"
+    assert stored.expires_at - stored.last_used_at == timedelta(days=14)
+
+
+async def test_unknown_email_wrong_password_and_inactive_account_answer_alike(
+    client: AsyncClient, create_user: CreateUser
+) -> None:
+    await create_user(email=EMAIL)
+    await create_user(email="inactive@example.com", active=False)
+    answers = [
+        await login(client, "nobody@example.com"),
+        await login(client, EMAIL, WRONG),
+        await login(client, "inactive@example.com"),
+        await login(client, "not even an email"),
+    ]
+    assert {a.status_code for a in answers} == {401}
+    bodies = [without_request_id(a.json()) for a in answers]
+    assert all(body == bodies[0] for body in bodies)
+    assert bodies[0]["code"] == "invalid-credentials"
+    assert all(a.headers["www-authenticate"] == "Bearer" for a in answers)
+
+
+async def test_failed_logins_are_counted_and_audited_despite_the_401(
+    client: AsyncClient, create_user: CreateUser, db_session: AsyncSession
+) -> None:
+    user_id = await create_user(email=EMAIL)
+    assert (await login(client, EMAIL, WRONG)).status_code == 401
+    assert (await login(client, "ghost@example.com", WRONG)).status_code == 401
+    throttle = await _throttle(db_session, user_id)
+    assert throttle is not None
+    assert throttle.failures == 1
+    assert throttle.blocked_until is None
+    changes = await audit_changes(db_session, action="auth.login_failed")
+    assert [c["after"]["reason"] for c in changes] == ["wrong_password", "unknown_account"]
+
+
+async def test_consecutive_failures_open_a_growing_delay_window_then_login_works_again(
+    client: AsyncClient, create_user: CreateUser, db_session: AsyncSession
+) -> None:
+    user_id = await create_user(email=EMAIL)
+    for _ in range(4):
+        assert (await login(client, EMAIL, WRONG)).status_code == 401
+    throttle = await _throttle(db_session, user_id)
+    assert throttle is not None
+    assert throttle.blocked_until is None
+    assert (await login(client, EMAIL, WRONG)).status_code == 401
+    throttle = await _throttle(db_session, user_id)
+    assert throttle is not None
+    assert throttle.blocked_until is not None
+    first_window = throttle.blocked_until - datetime.now(UTC)
+    assert timedelta(0) < first_window <= timedelta(seconds=2)
+
+    # Inside the window even the right password is refused, with the same answer.
+    throttled = await login(client, EMAIL)
+    wrong = await login(client, "ghost@example.com")
+    assert throttled.status_code == 401
+    assert without_request_id(throttled.json()) == without_request_id(wrong.json())
+    assert "auth.login_throttled" in await audit_actions(db_session, entity_id=user_id)
+    still = await _throttle(db_session, user_id)
+    assert still is not None
+    assert still.failures == 5
+
+    await _expire_window(db_session, user_id)
+    assert (await login(client, EMAIL, WRONG)).status_code == 401
+    grown = await _throttle(db_session, user_id)
+    assert grown is not None
+    assert grown.blocked_until is not None
+    assert grown.blocked_until - datetime.now(UTC) > timedelta(seconds=2)
+
+    await _expire_window(db_session, user_id)
+    assert (await login(client, EMAIL)).status_code == 200
+    cleared = await _throttle(db_session, user_id)
+    assert cleared is not None
+    assert (cleared.failures, cleared.blocked_until) == (0, None)
+
+
+async def test_the_delay_window_is_capped_never_a_permanent_lock(
+    client: AsyncClient, create_user: CreateUser, db_session: AsyncSession
+) -> None:
+    user_id = await create_user(email=EMAIL)
+    db_session.add(LoginThrottle(user_id=user_id, failures=60))
+    await db_session.flush()
+    assert (await login(client, EMAIL, WRONG)).status_code == 401
+    throttle = await _throttle(db_session, user_id)
+    assert throttle is not None
+    assert throttle.blocked_until is not None
+    assert throttle.blocked_until - datetime.now(UTC) <= timedelta(seconds=900)
+
+
+async def _expire_window(session: AsyncSession, user_id: uuid.UUID) -> None:
+    await session.execute(
+        update(LoginThrottle)
+        .where(LoginThrottle.user_id == user_id)
+        .values(blocked_until=datetime.now(UTC) - timedelta(seconds=1))
+    )
+
+
+async def test_login_rehashes_a_password_hashed_with_older_parameters(
+    app: FastAPI, client: AsyncClient, create_user: CreateUser, db_session: AsyncSession
+) -> None:
+    user_id = await create_user(email=EMAIL)
+    old = PasswordHasher(time_cost=2, memory_kib=32, parallelism=1, concurrency=1)
+    old_hash = await old.hash(DEFAULT_PASSWORD)
+    await db_session.execute(update(User).where(User.id == user_id).values(password_hash=old_hash))
+    assert (await login(client, EMAIL)).status_code == 200
+    user = await db_session.get(User, user_id, populate_existing=True)
+    assert user is not None
+    assert user.password_hash != old_hash
+    assert not app.state.password_hasher.needs_rehash(user.password_hash)
+    assert await audit_actions(db_session, entity_id=user_id) == [
+        "user.password_rehashed",
+        "auth.login_succeeded",
+    ]
+
+
+async def test_login_with_current_parameters_does_not_rehash(
+    client: AsyncClient, create_user: CreateUser, db_session: AsyncSession
+) -> None:
+    user_id = await create_user(email=EMAIL, role=Role.MANAGER)
+    before = await db_session.scalar(select(User.password_hash).where(User.id == user_id))
+    response = await login(client, EMAIL)
+    assert response.status_code == 200
+    claims_role = (await client.get(ME, headers=bearer(response.json()["access_token"]))).json()
+    assert claims_role["role"] == "manager"
+    after = await db_session.scalar(
+        select(User.password_hash)
+        .where(User.id == user_id)
+        .execution_options(populate_existing=True)
+    )
+    assert after == before
+
+
+async def test_login_form_requires_its_fields(
+    client: AsyncClient,
+) -> None:
+    missing = await client.post("/api/v1/auth/login", data={"username": EMAIL})
+    assert missing.status_code == 422
+    assert [e["field"] for e in missing.json()["errors"]] == ["password"]
+    delivery = await client.post(
+        "/api/v1/auth/login",
+        data={"username": EMAIL, "password": "x", "refresh_token_delivery": "carrier-pigeon"},
+    )
+    assert delivery.status_code == 422
+    assert [e["field"] for e in delivery.json()["errors"]] == ["refresh_token_delivery"]
+
+
+async def test_cookie_refresh_of_a_cookie_login(
+    https_client: AsyncClient, create_user: CreateUser
+) -> None:
+    await create_user(email=EMAIL)
+    await login(https_client, EMAIL, delivery="cookie")
+    first = https_client.cookies[COOKIE]
+    response = await https_client.post(REFRESH)
+    assert response.status_code == 200
+    assert response.json()["refresh_token"] is None
+    assert https_client.cookies[COOKIE] != first

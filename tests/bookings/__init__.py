@@ -1,0 +1,1 @@
+"""Bookings domain tests; the bookings domain arrives with its own issue."""

@@ -1,0 +1,363 @@
+"""Unit of work, retries and database failures, on real PostgreSQL."""
+
+import socket
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
+
+import pytest
+from fastapi import FastAPI
+from httpx import AsyncClient
+from pydantic import BaseModel, ConfigDict, SecretStr
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from app.core.config import DatabaseSettings
+from app.core.db import SessionDep, async_url
+from app.core.db_errors import DbFailure, classify, sqlstate_of
+from app.core.errors import NotFound
+from app.factory import create_app
+from tests.conftest import make_settings
+from tests.core.support import assert_problem, serve
+
+RAISE_SQLSTATE = "DO $$ BEGIN RAISE EXCEPTION 'simulated' USING ERRCODE = '{state}'; END $$"
+INSERT_NOTE = text("INSERT INTO db_note (id, parent_id) VALUES (:id, :parent_id)")
+
+
+class Note(BaseModel):
+    """Request body of the test routes."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: int
+    parent_id: int
+
+
+def build(url: str, **database: Any) -> FastAPI:
+    """An app on `url` with database settings overridden (statement timeout 4 s)."""
+    values: dict[str, Any] = {"url": SecretStr(url), "statement_timeout_ms": 4000} | database
+    return create_app(make_settings(url, database=DatabaseSettings(**values)))
+
+
+@pytest.fixture(scope="module")
+async def engine(scratch_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on the scratch database with this module's tables."""
+    engine = create_async_engine(async_url(scratch_url))
+    async with engine.begin() as connection:
+        await connection.execute(text("CREATE TABLE db_parent (id int PRIMARY KEY)"))
+        # Checked at COMMIT, not at INSERT: the failure can only surface when committing.
+        await connection.execute(
+            text(
+                "CREATE TABLE db_note (id int PRIMARY KEY, parent_id int NOT NULL "
+                "REFERENCES db_parent DEFERRABLE INITIALLY DEFERRED)"
+            )
+        )
+        await connection.execute(text("INSERT INTO db_parent VALUES (1)"))
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+async def empty_notes(engine: AsyncEngine) -> AsyncIterator[None]:
+    """Each test starts without notes."""
+    yield
+    async with engine.begin() as connection:
+        await connection.execute(text("DELETE FROM db_note"))
+
+
+async def note_ids(engine: AsyncEngine) -> list[int]:
+    """Ids of the notes that were really committed."""
+    async with engine.connect() as connection:
+        return list(
+            (await connection.execute(text("SELECT id FROM db_note ORDER BY id"))).scalars()
+        )
+
+
+class Attempts:
+    """Counts how often the conflicting routes ran, reset by each test."""
+
+    seen: ClassVar[list[int]] = []
+
+
+def add_routes(app: FastAPI) -> None:
+    """Test routes that write, fail at commit, conflict, time out and lose their connection."""
+
+    @app.post("/notes", status_code=201)
+    async def create_note(note: Note, session: SessionDep) -> dict[str, int]:
+        await session.execute(INSERT_NOTE, note.model_dump())
+        # Answered 201 here; the deferred foreign key is only checked by the commit after.
+        return {"id": note.id}
+
+    @app.post("/notes/then-missing")
+    async def write_then_fail(note: Note, session: SessionDep) -> None:
+        await session.execute(INSERT_NOTE, note.model_dump())
+        raise NotFound("No such room.")
+
+    @app.post("/notes/conflicting/{state}", status_code=201)
+    async def conflicting(state: str, note: Note, session: SessionDep) -> dict[str, int]:
+        Attempts.seen.append(note.id)
+        await session.execute(INSERT_NOTE, note.model_dump())
+        if len(Attempts.seen) < 3:
+            await session.execute(text(RAISE_SQLSTATE.format(state=state)))
+        return {"id": note.id, "attempts": len(Attempts.seen)}
+
+    @app.post("/notes/always-conflicting")
+    async def always_conflicting(session: SessionDep) -> None:
+        Attempts.seen.append(0)
+        await session.execute(text("INSERT INTO db_note VALUES (5, 1)"))
+        await session.execute(text(RAISE_SQLSTATE.format(state="40001")))
+
+    @app.get("/broken-sql")
+    async def broken_sql(session: SessionDep) -> None:
+        Attempts.seen.append(0)
+        await session.execute(text("SELECT * FROM no_such_table"))
+
+    @app.get("/statement-timeout")
+    async def statement_timeout(session: SessionDep) -> dict[str, str]:
+        return {"value": (await session.execute(text("SHOW statement_timeout"))).scalar_one()}
+
+    @app.get("/slow")
+    async def slow(session: SessionDep) -> None:
+        # A real server-side timeout (57014), shortened so the test stays fast.
+        await session.execute(text("SET LOCAL statement_timeout = '50ms'"))
+        await session.execute(text("SELECT pg_sleep(5)"))
+
+    @app.get("/killed")
+    async def killed(session: SessionDep) -> None:
+        # The server ends this very connection, as a restart or failover would.
+        await session.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
+
+
+@pytest.fixture(scope="module")
+async def client(scratch_url: str, engine: AsyncEngine) -> AsyncIterator[AsyncClient]:
+    """A client of an app on the scratch database with the test routes."""
+    app = build(scratch_url, retry_attempts=3)
+    add_routes(app)
+    async with serve(app) as client:
+        yield client
+
+
+@pytest.fixture(autouse=True)
+def reset_attempts() -> None:
+    """Each test counts its own attempts."""
+    Attempts.seen.clear()
+
+
+async def test_successful_request_commits(client: AsyncClient, engine: AsyncEngine) -> None:
+    response = await client.post("/notes", json={"id": 1, "parent_id": 1})
+    assert response.status_code == 201
+    assert response.json() == {"id": 1}
+    assert await note_ids(engine) == [1]
+
+
+async def test_failed_commit_reaches_client_as_error(
+    client: AsyncClient, engine: AsyncEngine
+) -> None:
+    """The deferred foreign key fails only at COMMIT; the client must not be told 201."""
+    response = await client.post("/notes", json={"id": 2, "parent_id": 999})
+    body = assert_problem(response, status=500, code="internal-error", instance="/notes")
+    assert "db_note" not in response.text
+    assert "ForeignKeyViolation" not in response.text
+    assert body["detail"] == "An unexpected error occurred."
+    assert await note_ids(engine) == []
+
+
+async def test_domain_error_rolls_back(client: AsyncClient, engine: AsyncEngine) -> None:
+    response = await client.post("/notes/then-missing", json={"id": 3, "parent_id": 1})
+    assert_problem(
+        response,
+        status=404,
+        code="not-found",
+        instance="/notes/then-missing",
+        detail="No such room.",
+    )
+    assert await note_ids(engine) == []
+
+
+@pytest.mark.parametrize("state", ["40001", "40P01"])
+async def test_conflict_is_retried_with_the_same_body(
+    client: AsyncClient, engine: AsyncEngine, state: str
+) -> None:
+    response = await client.post(f"/notes/conflicting/{state}", json={"id": 4, "parent_id": 1})
+    assert response.status_code == 201
+    assert response.json() == {"id": 4, "attempts": 3}
+    assert Attempts.seen == [4, 4, 4]
+    # The failed attempts were rolled back: one row, not three (or a duplicate-key error).
+    assert await note_ids(engine) == [4]
+
+
+async def test_persistent_conflict_ends_in_503(client: AsyncClient, engine: AsyncEngine) -> None:
+    response = await client.post("/notes/always-conflicting")
+    assert_problem(
+        response,
+        status=503,
+        code="service-unavailable",
+        instance="/notes/always-conflicting",
+        detail="The request kept conflicting with concurrent changes.",
+    )
+    assert response.headers["retry-after"] == "5"
+    assert len(Attempts.seen) == 3
+    assert await note_ids(engine) == []
+
+
+async def test_other_database_errors_are_500_and_not_retried(client: AsyncClient) -> None:
+    response = await client.get("/broken-sql")
+    assert_problem(response, status=500, code="internal-error", instance="/broken-sql")
+    assert "no_such_table" not in response.text
+    assert Attempts.seen == [0]
+
+
+async def test_statement_timeout_setting_applies_to_connections(client: AsyncClient) -> None:
+    response = await client.get("/statement-timeout")
+    assert response.json() == {"value": "4s"}  # DATABASE__STATEMENT_TIMEOUT_MS=4000
+
+
+async def test_statement_timeout_is_503_with_retry_after(client: AsyncClient) -> None:
+    response = await client.get("/slow")
+    assert_problem(
+        response,
+        status=503,
+        code="service-unavailable",
+        instance="/slow",
+        detail="The database is unavailable.",
+    )
+    assert response.headers["retry-after"] == "5"
+
+
+async def test_killed_connection_is_503(client: AsyncClient) -> None:
+    response = await client.get("/killed")
+    again = await client.get("/health/ready")
+    assert_problem(response, status=503, code="service-unavailable", instance="/killed")
+    assert response.headers["retry-after"] == "5"
+    # The pool threw the dead connection away; the next request gets a working one.
+    assert again.status_code == 200
+    assert again.json() == {"status": "ok"}
+
+
+async def test_pool_exhaustion_is_503(scratch_url: str) -> None:
+    app = build(scratch_url, pool_size=1, max_overflow=0, pool_timeout_s=0.2)
+    add_routes(app)
+
+    async with serve(app) as client:
+        engine: AsyncEngine = app.state.engine
+        async with engine.connect() as held:
+            await held.execute(text("SELECT 1"))
+            response = await client.get("/statement-timeout")
+        freed = await client.get("/statement-timeout")
+    assert_problem(
+        response,
+        status=503,
+        code="service-unavailable",
+        instance="/statement-timeout",
+        detail="The database is unavailable.",
+    )
+    assert freed.status_code == 200
+    assert freed.json() == {"value": "4s"}
+
+
+def closed_port() -> int:
+    """A local TCP port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+async def test_unreachable_server_is_503(scratch_url: str) -> None:
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:{closed_port()}/roombook"
+    app = build(url, connect_timeout_s=2)
+
+    @app.get("/needs-db")
+    async def needs_db(session: SessionDep) -> None:
+        await session.execute(text("SELECT 1"))
+
+    @app.get("/no-db")
+    async def no_db() -> dict[str, str]:
+        return {"status": "fine"}
+
+    async with serve(app) as client:
+        route = await client.get("/needs-db")
+        ready = await client.get("/health/ready")
+        live = await client.get("/health/live")
+        unrelated = await client.get("/no-db")
+    assert_problem(
+        route,
+        status=503,
+        code="service-unavailable",
+        instance="/needs-db",
+        detail="The database is unavailable.",
+    )
+    assert route.headers["retry-after"] == "5"
+    assert route.headers["x-frame-options"] == "DENY"
+    assert_problem(ready, status=503, code="service-unavailable", instance="/health/ready")
+    assert ready.headers["retry-after"] == "5"
+    assert live.json() == {"status": "ok"}
+    assert unrelated.json() == {"status": "fine"}
+
+
+async def test_no_database_url_refuses_to_start(database_url: str) -> None:
+    app = create_app(make_settings(database_url, database=DatabaseSettings()))
+    with pytest.raises(RuntimeError, match="DATABASE__URL is not set"):
+        async with serve(app):
+            pass
+
+
+class FakeDriverError(Exception):
+    """Stands in for a driver exception carrying a SQLSTATE."""
+
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(sqlstate)
+        self.sqlstate = sqlstate
+
+
+class PsycopgStyleError(Exception):
+    """A driver exception that names its SQLSTATE `pgcode`."""
+
+    pgcode = "40P01"
+
+
+def dbapi_error(orig: BaseException, *, invalidated: bool = False) -> DBAPIError:
+    """Wrap a driver exception the way SQLAlchemy does."""
+    return DBAPIError("SELECT 1", {}, orig, connection_invalidated=invalidated)
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        (dbapi_error(FakeDriverError("40001")), DbFailure.RETRY),
+        (dbapi_error(PsycopgStyleError()), DbFailure.RETRY),
+        (dbapi_error(FakeDriverError("57014")), DbFailure.UNAVAILABLE),
+        (dbapi_error(FakeDriverError("53300")), DbFailure.UNAVAILABLE),
+        (dbapi_error(FakeDriverError("08006")), DbFailure.UNAVAILABLE),
+        (dbapi_error(Exception("gone"), invalidated=True), DbFailure.UNAVAILABLE),
+        (dbapi_error(FakeDriverError("23505")), DbFailure.OTHER),
+        (dbapi_error(Exception("no code")), DbFailure.OTHER),
+        (ConnectionRefusedError(111, "Connection refused"), DbFailure.UNAVAILABLE),
+        (OSError("Network is unreachable"), DbFailure.UNAVAILABLE),
+        (TimeoutError(), DbFailure.UNAVAILABLE),
+        (PoolTimeoutError("QueuePool limit reached"), DbFailure.UNAVAILABLE),
+        (ValueError("not the database"), DbFailure.OTHER),
+    ],
+)
+def test_classify(exc: BaseException, expected: DbFailure) -> None:
+    assert classify(exc) is expected
+
+
+def test_sqlstate_found_on_the_cause_of_the_adapted_error() -> None:
+    adapted = Exception("adapted")
+    adapted.__cause__ = FakeDriverError("40P01")
+    assert sqlstate_of(dbapi_error(adapted)) == "40P01"
+    assert sqlstate_of(ValueError()) is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("postgres://u:p@h:5433/db", "postgresql+asyncpg://u:p@h:5433/db"),
+        ("postgresql://u@/db?host=/tmp", "postgresql+asyncpg://u@/db?host=%2Ftmp"),
+        ("postgresql+psycopg://u:p@h/db", "postgresql+asyncpg://u:p@h/db"),
+        ("postgresql+asyncpg://u:p@h/db", "postgresql+asyncpg://u:p@h/db"),
+    ],
+)
+def test_async_url(raw: str, expected: str) -> None:
+    assert async_url(raw) == expected

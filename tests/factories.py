@@ -1,0 +1,57 @@
+"""polyfactory factories for Roombook's request schemas and models."""
+
+import uuid
+
+from polyfactory import Ignore, Use
+from polyfactory.factories.pydantic_factory import ModelFactory
+from polyfactory.factories.sqlalchemy_factory import SQLAlchemyFactory
+
+from app.auth.schemas import RegisterRequest
+from app.users.models import User
+from app.users.schemas import Role, UserCreate
+
+
+def unique_email() -> str:
+    """An address no other test uses."""
+    return f"user-{uuid.uuid4().hex[:12]}@example.com"
+
+
+def strong_password() -> str:
+    """A password that passes the policy: long, uncommon, unrelated to the email."""
+    return f"violet harbour lantern {uuid.uuid4().hex[:8]}"
+
+
+class UserCreateFactory(ModelFactory[UserCreate]):
+    """Admin-created accounts with valid, unique emails and passwords."""
+
+    email = Use(unique_email)
+    password = Use(strong_password)
+    full_name = Use(lambda: f"Pat {uuid.uuid4().hex[:6]}")
+    role = Role.MEMBER
+
+
+class RegisterRequestFactory(ModelFactory[RegisterRequest]):
+    """Self-service sign-ups with valid, unique emails and passwords."""
+
+    email = Use(unique_email)
+    password = Use(strong_password)
+    full_name = Use(lambda: f"Sam {uuid.uuid4().hex[:6]}")
+
+
+class UserFactory(SQLAlchemyFactory[User]):
+    """User rows; callers pass `password_hash` from the app's hasher.
+
+    Timestamps are left to the database clock so list order follows insertion.
+    """
+
+    __set_relationships__ = False
+    created_at = Ignore()
+    updated_at = Ignore()
+    last_login_at = None
+
+    id = Use(uuid.uuid4)
+    email = Use(unique_email)
+    full_name = Use(lambda: f"Test {uuid.uuid4().hex[:6]}")
+    role = Role.MEMBER.value
+    is_active = True
+    version = 1
