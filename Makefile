@@ -6,6 +6,8 @@ SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 RUN := $(UV) run --locked
 PYTEST_ARGS ?=
+# The suite runs on this many processes (pytest-xdist); each gets its own test database.
+PYTEST_WORKERS ?= 2
 DOMAINS := core auth users audit bookings
 
 .PHONY: help install run serve test $(addprefix test-,$(DOMAINS)) check fmt migrate \
@@ -30,7 +32,7 @@ serve: install ## Serve like production: no reload, workers from settings, proxy
 	$(RUN) python -m app.cli serve
 
 test: install ## Run the whole suite with coverage (fails under 90%)
-	$(RUN) pytest --cov=app --cov-report=term --cov-fail-under=90 $(PYTEST_ARGS)
+	$(RUN) pytest -n $(PYTEST_WORKERS) --cov=app --cov-report=term --cov-fail-under=90 $(PYTEST_ARGS)
 
 test-%: install ## Run one domain's suite, e.g. make test-auth
 	$(RUN) pytest tests/$* $(PYTEST_ARGS)

@@ -3,10 +3,9 @@
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
 import structlog
-from fastapi import Depends
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,7 +16,6 @@ from app.audit.models import GENESIS_HASH, AuditEvent
 from app.audit.repository import AuditRepository
 from app.audit.schemas import AuditFilter, BrokenEntry, ChainReport
 from app.core.context import current_context
-from app.core.db import SessionDep
 from app.core.errors import NotFound
 from app.core.pagination import PageRequest, SortValue
 
@@ -159,11 +157,3 @@ def _break_reason(event: Row[Any], *, prev_seq: int, prev_hash: str) -> str | No
     if event.hash != entry_hash(_as_entry(event)):
         return "hash does not match the entry's content"
     return None
-
-
-def get_audit_service(session: SessionDep) -> AuditService:
-    """Build the audit service on the request's session."""
-    return AuditService(session)
-
-
-AuditServiceDep = Annotated[AuditService, Depends(get_audit_service)]

@@ -38,6 +38,8 @@ async def test_export_streams_the_filtered_events_as_ndjson(
     lines = [json.loads(line) for line in response.text.splitlines()]
     assert [line["entity_id"] for line in lines] == ["export-2", "export-1", "export-0"]
     assert lines[0]["changes"] == {"after": {"n": 2}}
+    single = await client.get(f"/api/v1/audit/events/{lines[0]['id']}", headers=admin_headers)
+    assert lines[0] == single.json()
     assert response.text.endswith("\n")
 
 
