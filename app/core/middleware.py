@@ -144,6 +144,14 @@ async def _no_receive() -> Message:
     return {"type": "http.disconnect"}
 
 
+def host_name(header: str) -> str:
+    """The host of a `Host` header without its port; IPv6 literals keep their brackets."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[: header.find("]") + 1] if "]" in header else header
+    return header.split(":", 1)[0]
+
+
 class TrustedHostMiddleware:
     """Reject requests whose Host header is not an allowed host (400 problem)."""
 
@@ -164,7 +172,7 @@ class TrustedHostMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Check the Host header before anything else runs."""
         if scope["type"] == "http":
-            host = Headers(scope=scope).get("host", "").split(":")[0].lower()
+            host = host_name(Headers(scope=scope).get("host", ""))
             if not self.is_allowed(host):
                 await send_problem(scope, send, BadRequest("Invalid host header."))
                 return

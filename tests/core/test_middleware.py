@@ -20,6 +20,7 @@ from app.core.middleware import (
     BodyTooLarge,
     _no_receive,
     client_ip,
+    host_name,
     send_problem,
 )
 from app.factory import create_app
@@ -274,6 +275,20 @@ async def test_trusted_host_rejects_other_hosts(host_checked: FastAPI, host: str
         request_id="host-1",
     )
     assert_security_headers(response.headers)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("API.roombook.dev:8443", "api.roombook.dev"),
+        ("[::1]:8000", "[::1]"),
+        ("[::1]", "[::1]"),
+        ("[broken", "[broken"),
+        ("", ""),
+    ],
+)
+def test_host_name_strips_the_port_but_keeps_ipv6_brackets(header: str, expected: str) -> None:
+    assert host_name(header) == expected
 
 
 def scope_from(peer: str | None, forwarded: str | None = None) -> dict[str, Any]:
