@@ -7,9 +7,12 @@ from datetime import date, datetime, time
 from typing import Any
 
 REDACTED = "[redacted]"
-# One rule for every domain: any key naming a password, secret, token or key is redacted,
-# which covers password_hash, token_hash, refresh_token, client_secret, api_key and the like.
-SECRET_KEY_PATTERN = re.compile(r"password|passwd|secret|token|api_?key|private_?key|credential")
+# One rule for every domain: any key naming a password, secret, token, key, credential or
+# what carries them over HTTP is redacted, which covers password_hash, token_hash,
+# refresh_token, client_secret, api_key, Authorization, Cookie/Set-Cookie and the like.
+SECRET_KEY_PATTERN = re.compile(
+    r"password|passwd|secret|token|api_?key|private_?key|credential|authori[sz]ation|cookie"
+)
 
 _MISSING = object()
 

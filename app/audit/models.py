@@ -21,6 +21,7 @@ from app.core.db import Base, UUIDPrimaryKey
 GENESIS_HASH = "0" * 64
 """The `prev_hash` of the first entry of the chain."""
 HEAD_ID = 1
+"""The id of the one row of `audit_chain_head`."""
 
 
 class AuditEvent(UUIDPrimaryKey, Base):

@@ -4,12 +4,12 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from sqlalchemy import Row, Select, bindparam, insert, select, update
+from sqlalchemy import Row, Select, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.models import GENESIS_HASH, HEAD_ID, AuditChainHead, AuditEvent
-from app.audit.schemas import AuditFilter
+from app.audit.schemas import AuditEventRead, AuditFilter
 from app.core.pagination import PageRequest, SortValue, fetch_page
 
 EXPORT_BATCH_ROWS = 1000
@@ -29,13 +29,27 @@ APPEND = (
     .values(last_seq=bindparam("e_seq"), last_hash=bindparam("e_hash"))
     .add_cte(insert(_events).values({c.name: bindparam(f"e_{c.name}") for c in _events.c}).cte())
 )
+# One statement, so the head and the rows are read in the same snapshot: a row committed by
+# a writer always commits with the head advanced to it, so a row past the head was forged.
+BEYOND_HEAD = (
+    select(_events.c.id, _events.c.seq)
+    .where(
+        _events.c.seq
+        > func.coalesce(select(_head.c.last_seq).where(_head.c.id == HEAD_ID).scalar_subquery(), 0)
+    )
+    .order_by(_events.c.seq)
+    .limit(1)
+)
+# The export's columns are the API's fields, in the API's order: a column added to the table
+# for internal use never leaks into exports.
+EXPORT_COLUMNS = tuple(_events.c[name] for name in AuditEventRead.model_fields)
 
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def filtered(filters: AuditFilter) -> Select[AuditEvent]:
+def filtered(*, filters: AuditFilter) -> Select[AuditEvent]:
     """Select the events matching every set filter."""
     statement = select(AuditEvent)
     if filters.actor_id is not None:
@@ -101,6 +115,11 @@ class AuditRepository:
         )
         return (await self.session.execute(statement)).all()
 
+    async def first_beyond_head(self) -> tuple[uuid.UUID, int] | None:
+        """`(id, seq)` of the first entry past the chain head; a sound chain has none."""
+        row = (await self.session.execute(BEYOND_HEAD)).one_or_none()
+        return None if row is None else (row.id, row.seq)
+
     async def get(self, *, event_id: uuid.UUID) -> AuditEvent | None:
         """Load one entry by id."""
         return await self.session.get(AuditEvent, event_id)
@@ -111,7 +130,7 @@ class AuditRepository:
         """One page of matching entries, newest first."""
         return await fetch_page(
             self.session,
-            statement=filtered(filters),
+            statement=filtered(filters=filters),
             sort_column=AuditEvent.occurred_at,
             id_column=AuditEvent.id,
             page=page,
@@ -123,8 +142,10 @@ class AuditRepository:
         `yield_per` fetches one batch at a time and plain rows bypass the identity map,
         so memory stays flat however many rows match.
         """
-        statement = filtered(filters).order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc())
-        columns = statement.with_only_columns(*_events.c)
+        statement = filtered(filters=filters).order_by(
+            AuditEvent.occurred_at.desc(), AuditEvent.id.desc()
+        )
+        columns = statement.with_only_columns(*EXPORT_COLUMNS)
         result = await self.session.stream(columns.execution_options(yield_per=EXPORT_BATCH_ROWS))
         async for batch in result.partitions():
             yield batch

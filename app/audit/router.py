@@ -21,7 +21,10 @@ from app.core.pagination import Page, PageRequestDep
 
 NDJSON = "application/x-ndjson"
 ACTION_PATTERN = r"^[a-z_]+\.([a-z_]+)?$"
-KNOWN_ACTIONS = frozenset(action.value for action in AuditAction)
+ACTION_FILTERS = frozenset(
+    value for action in AuditAction for value in (action.value, action.partition(".")[0] + ".")
+)
+"""Every action of the vocabulary and every `<entity>.` prefix of one."""
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
@@ -44,8 +47,9 @@ def get_audit_filter(
 ) -> AuditFilter:
     """Read and check the event filters from the query string."""
     errors = []
-    if action is not None and not action.endswith(".") and action not in KNOWN_ACTIONS:
-        errors.append({"field": "action", "message": "Unknown action.", "type": "enum"})
+    # The vocabulary is closed, so a name or prefix outside it is a mistake, not an empty result.
+    if action is not None and action not in ACTION_FILTERS:
+        errors.append({"field": "action", "message": "Unknown action or prefix.", "type": "enum"})
     if since is not None and until is not None and since >= until:
         errors.append({"field": "until", "message": "Must be after `since`.", "type": "range"})
     if errors:

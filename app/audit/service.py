@@ -114,13 +114,15 @@ class AuditService:
         """Walk the chain from the first entry to the head; report the first entry that breaks.
 
         Checks for each entry: its seq follows the previous one, its `prev_hash` is the
-        previous entry's hash, and its hash matches its content. Finally the head must
-        point at the last entry, which catches entries deleted from the end.
+        previous entry's hash, and its hash matches its content. Then the head must point
+        at the last entry (catching entries deleted from, or rewritten at, the end), and no
+        entry may lie past the head (catching entries forged onto the end).
         """
         # The head is read first: every entry up to it committed with it, so the walk sees a
         # complete chain even while writers keep appending past it.
         head_seq, head_hash = await self.repository.head()
         checked, prev_seq, prev_hash = 0, 0, GENESIS_HASH
+        prev_id: uuid.UUID | None = None
         while True:
             batch = await self.repository.chain_batch(
                 after_seq=prev_seq, up_to_seq=head_seq, limit=VERIFY_BATCH_ROWS
@@ -128,25 +130,34 @@ class AuditService:
             for event in batch:
                 reason = _break_reason(event, prev_seq=prev_seq, prev_hash=prev_hash)
                 if reason is not None:
-                    log.warning("audit chain broken", seq=event.seq, reason=reason)
-                    return ChainReport(
-                        ok=False,
-                        checked=checked,
-                        broken=BrokenEntry(id=event.id, seq=event.seq, reason=reason),
-                    )
-                checked, prev_seq, prev_hash = checked + 1, event.seq, event.hash
+                    return _broken(checked=checked, entry_id=event.id, seq=event.seq, reason=reason)
+                checked, prev_seq, prev_hash, prev_id = checked + 1, event.seq, event.hash, event.id
             if len(batch) < VERIFY_BATCH_ROWS:
                 break
-        if (prev_seq, prev_hash) != (head_seq, head_hash):
+        if prev_seq != head_seq:
             reason = (
                 f"the chain head is at seq {head_seq} but the last entry found is seq {prev_seq}"
             )
-            return ChainReport(
-                ok=False,
-                checked=checked,
-                broken=BrokenEntry(id=None, seq=prev_seq + 1, reason=reason),
+            return _broken(checked=checked, entry_id=None, seq=prev_seq + 1, reason=reason)
+        if prev_hash != head_hash:
+            # The last entry checks out on its own, but the head that pins it disagrees.
+            reason = "the chain head records a different hash for this entry"
+            return _broken(
+                checked=max(checked - 1, 0), entry_id=prev_id, seq=prev_seq, reason=reason
             )
+        beyond = await self.repository.first_beyond_head()
+        if beyond is not None:
+            reason = "this entry lies beyond the chain head"
+            beyond_id, beyond_seq = beyond
+            return _broken(checked=checked, entry_id=beyond_id, seq=beyond_seq, reason=reason)
         return ChainReport(ok=True, checked=checked, broken=None)
+
+
+def _broken(*, checked: int, entry_id: uuid.UUID | None, seq: int, reason: str) -> ChainReport:
+    log.warning("audit chain broken", seq=seq, reason=reason)
+    return ChainReport(
+        ok=False, checked=checked, broken=BrokenEntry(id=entry_id, seq=seq, reason=reason)
+    )
 
 
 def _break_reason(event: Row[Any], *, prev_seq: int, prev_hash: str) -> str | None:

@@ -10,8 +10,7 @@ from app.core.config import Settings
 from app.core.errors import AppError
 from app.core.security import PasswordHasher
 from app.users.dependencies import build_user_service
-from app.users.models import User
-from app.users.schemas import Role, UserCreate
+from app.users.schemas import Role, UserCreate, UserRead
 
 BOOTSTRAP_LOCK_KEY = 0x526F6F6D  # "Room": one advisory lock id for the bootstrap
 """Advisory lock taken while bootstrapping, so several workers starting at once create one admin."""
@@ -27,16 +26,16 @@ async def create_admin(
     email: str,
     password: str,
     full_name: str,
-) -> User:
+) -> UserRead:
     """Create an admin account in the session's transaction (policy and uniqueness apply)."""
     users = build_user_service(session, hasher=hasher, settings=settings)
     data = UserCreate(email=email, full_name=full_name, password=password, role=Role.ADMIN)
-    return await users.create(data=data)
+    return UserRead.model_validate(await users.create(data=data))
 
 
 async def bootstrap_admin(
     factory: async_sessionmaker[AsyncSession], *, hasher: PasswordHasher, settings: Settings
-) -> User | None:
+) -> UserRead | None:
     """Create the configured admin if no admin exists yet; otherwise do nothing.
 
     Only ever creates: an existing account with that email is never promoted, so a

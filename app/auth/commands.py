@@ -7,7 +7,7 @@ from app.core.config import Settings
 from app.core.db import create_engine, create_session_factory
 from app.core.errors import AppError, ValidationFailed
 from app.core.security import PasswordHasher
-from app.users.models import User
+from app.users.schemas import UserRead
 
 
 class AdminNotCreated(Exception):
@@ -23,7 +23,7 @@ def describe(error: AppError) -> str:
 
 async def create_admin_account(
     settings: Settings, *, url: str, email: str, password: str, full_name: str
-) -> User:
+) -> UserRead:
     """Create and commit an admin account in the database at `url`."""
     engine = create_engine(settings.database, url=url)
     try:

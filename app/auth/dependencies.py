@@ -1,9 +1,8 @@
 """The guards every router uses: who is calling, and may their role do this."""
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Annotated
 
 import structlog
@@ -12,12 +11,11 @@ from fastapi.security import OAuth2PasswordBearer
 
 from app.audit.service import AuditService
 from app.auth.ratelimit import RateLimiter
-from app.auth.repository import AuthRepository
-from app.auth.service import AuthService, SessionService, utc_now
+from app.auth.service import AuthService, SessionService
 from app.core.config import Settings
 from app.core.context import bind_actor, current_context
 from app.core.db import SessionDep
-from app.core.errors import Forbidden, Unauthorized
+from app.core.errors import AppError, Forbidden, Unauthorized
 from app.core.security import InvalidToken, TokenCodec
 from app.users.dependencies import build_user_service, password_service
 from app.users.schemas import Role
@@ -74,9 +72,18 @@ def _claim_ids(claims: dict[str, object]) -> tuple[uuid.UUID, uuid.UUID]:
         raise InvalidToken("subject or session id missing or malformed") from exc
 
 
+def get_session_service(request: Request, session: SessionDep) -> SessionService:
+    """The request's SessionService."""
+    settings: Settings = request.app.state.settings
+    return SessionService(session=session, audit=AuditService(session), settings=settings.auth)
+
+
+SessionServiceDep = Annotated[SessionService, Depends(get_session_service)]
+
+
 async def get_current_user(
     request: Request,
-    session: SessionDep,
+    sessions: SessionServiceDep,
     token: Annotated[str | None, Depends(bearer_scheme)],
 ) -> Principal:
     """Verify the access token, then check user and session in one query; 401 otherwise.
@@ -93,13 +100,7 @@ async def get_current_user(
     except InvalidToken as exc:
         log.info("access token rejected", reason=str(exc))
         raise NotAuthenticated("The access token is invalid or expired.") from exc
-    settings: Settings = request.app.state.settings
-    row = await AuthRepository(session).principal(
-        user_id=user_id,
-        session_id=session_id,
-        now=utc_now(),
-        idle=timedelta(seconds=settings.auth.session_idle_timeout_s),
-    )
+    row = await sessions.caller(user_id=user_id, session_id=session_id)
     if row is None:
         log.info("access token of an ended session or inactive user", session_id=str(session_id))
         raise NotAuthenticated("The session has ended; log in again.")
@@ -152,15 +153,6 @@ def get_auth_service(request: Request, session: SessionDep) -> AuthService:
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
 
 
-def get_session_service(request: Request, session: SessionDep) -> SessionService:
-    """The request's SessionService."""
-    settings: Settings = request.app.state.settings
-    return SessionService(session=session, audit=AuditService(session), settings=settings.auth)
-
-
-SessionServiceDep = Annotated[SessionService, Depends(get_session_service)]
-
-
 def check_origin(request: Request) -> None:
     """Refuse browser calls from origins outside the CORS allow-list (or this API itself).
 
@@ -181,17 +173,36 @@ def client_key() -> str:
     return current_context().client_ip or "unknown"
 
 
-async def limit_auth(request: Request, response: Response) -> None:
-    """Spend one unit of the client IP's budget for `/auth/*`."""
+async def _spend(request: Request, response: Response, *, credentials: bool) -> dict[str, str]:
     limiter: RateLimiter = request.app.state.rate_limiter
-    budget = await limiter.hit(policy=limiter.auth, client=client_key())
-    if budget is not None:
-        response.headers.update(budget.headers())
+    policy = limiter.credentials if credentials else limiter.auth
+    budget = await limiter.hit(policy=policy, client=client_key())
+    headers = budget.headers() if budget is not None else {}
+    response.headers.update(headers)
+    return headers
 
 
-async def limit_credentials(request: Request, response: Response) -> None:
+def _show_budget(error: AppError, headers: dict[str, str]) -> None:
+    # Failures (a 401 from login above all) show the budget too; a 429 of a stricter
+    # budget keeps its own numbers.
+    error.headers = {**headers, **error.headers}
+
+
+async def limit_auth(request: Request, response: Response) -> AsyncIterator[None]:
+    """Spend one unit of the client IP's budget for `/auth/*`; every answer shows what is left."""
+    headers = await _spend(request, response, credentials=False)
+    try:
+        yield
+    except AppError as error:
+        _show_budget(error, headers)
+        raise
+
+
+async def limit_credentials(request: Request, response: Response) -> AsyncIterator[None]:
     """Spend one unit of the client IP's stricter budget for password-checking calls."""
-    limiter: RateLimiter = request.app.state.rate_limiter
-    budget = await limiter.hit(policy=limiter.credentials, client=client_key())
-    if budget is not None:
-        response.headers.update(budget.headers())
+    headers = await _spend(request, response, credentials=True)
+    try:
+        yield
+    except AppError as error:
+        _show_budget(error, headers)
+        raise

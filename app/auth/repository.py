@@ -128,15 +128,22 @@ class AuthRepository:
         )
         return (await self.session.scalars(statement)).all()
 
-    async def lock_throttle(self, *, user_id: uuid.UUID) -> LoginThrottle | None:
-        """An account's slow-down state, locked so its guesses are checked one at a time."""
+    async def lock_throttle(self, *, user_id: uuid.UUID) -> LoginThrottle:
+        """An account's slow-down state, created if missing and locked until the transaction ends.
+
+        Creating the row first means even the very first burst of guesses on an account
+        queues on the lock, instead of all being checked before the first failure counts.
+        """
+        await self.session.execute(
+            insert(LoginThrottle).values(user_id=user_id).on_conflict_do_nothing()
+        )
         statement = (
             select(LoginThrottle)
             .where(LoginThrottle.user_id == user_id)
             .with_for_update()
             .execution_options(populate_existing=True)
         )
-        return await self.session.scalar(statement)
+        return (await self.session.scalars(statement)).one()
 
     async def count_failure(self, *, user_id: uuid.UUID) -> int:
         """Add one failed login to the account's count, atomically; return the new count."""

@@ -49,6 +49,13 @@ def _no_store(response: Response) -> None:
     response.headers["Pragma"] = "no-cache"
 
 
+def _cookie_secure(request: Request) -> bool:
+    settings = _settings(request)
+    # Plain-HTTP cookies are a local-development convenience only: production always
+    # sends the refresh token over HTTPS, whatever the setting says.
+    return settings.auth.refresh_cookie_secure or settings.is_production
+
+
 def _deliver(
     request: Request, response: Response, tokens: IssuedTokens, delivery: Delivery
 ) -> TokenResponse:
@@ -68,7 +75,7 @@ def _deliver(
         max_age=max(max_age, 0),
         expires=tokens.refresh_expires_at,
         path=REFRESH_COOKIE_PATH,
-        secure=settings.refresh_cookie_secure,
+        secure=_cookie_secure(request),
         httponly=True,
         samesite="strict",
     )
@@ -80,7 +87,7 @@ def _clear_cookie(request: Request, response: Response) -> None:
     response.delete_cookie(
         settings.refresh_cookie_name,
         path=REFRESH_COOKIE_PATH,
-        secure=settings.refresh_cookie_secure,
+        secure=_cookie_secure(request),
         httponly=True,
         samesite="strict",
     )
@@ -100,8 +107,7 @@ async def register(data: RegisterRequest, auth: AuthServiceDep) -> UserRead:
     address is already registered is what the product needs. The answer costs the same
     password hashing either way and is rate-limited per IP like login.
     """
-    user = await auth.register(email=data.email, password=data.password, full_name=data.full_name)
-    return UserRead.model_validate(user)
+    return await auth.register(email=data.email, password=data.password, full_name=data.full_name)
 
 
 @router.post(

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import NoReturn
 
 import structlog
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.actions import AuditAction
@@ -20,8 +21,7 @@ from app.core.config import AuthSettings
 from app.core.context import bind_actor, current_context
 from app.core.errors import Forbidden, NotFound, Unauthorized
 from app.core.security import TokenCodec
-from app.users.models import User
-from app.users.schemas import Credentials, Role, UserCreate, normalise_email
+from app.users.schemas import Credentials, Role, UserCreate, UserRead, normalise_email
 from app.users.service import CurrentPasswordInvalid, UserService
 
 REFRESH_TOKEN_BYTES = 32
@@ -84,7 +84,6 @@ class IssuedTokens:
 
     access_token: str
     expires_in: int
-    session_id: uuid.UUID
     refresh_token: str | None
     refresh_expires_at: datetime
 
@@ -109,6 +108,14 @@ class SessionService:
     def idle_timeout(self) -> timedelta:
         """How long a session may go without a refresh."""
         return timedelta(seconds=self.settings.session_idle_timeout_s)
+
+    async def caller(
+        self, *, user_id: uuid.UUID, session_id: uuid.UUID
+    ) -> Row[uuid.UUID, str, str] | None:
+        """Id, role and email of an active user whose session is live (not ended, idle, expired)."""
+        return await self.repository.principal(
+            user_id=user_id, session_id=session_id, now=self.clock(), idle=self.idle_timeout
+        )
 
     async def start(self, *, user_id: uuid.UUID) -> tuple[AuthSession, str]:
         """Open a session for a user; return it with its first refresh token."""
@@ -207,12 +214,12 @@ class AuthService:
         self.settings = settings
         self.clock = clock
 
-    async def register(self, *, email: str, password: str, full_name: str) -> User:
+    async def register(self, *, email: str, password: str, full_name: str) -> UserRead:
         """Create a member account for a self-service sign-up."""
         if not self.settings.registration_enabled:
             raise RegistrationClosed("Self-service registration is turned off.")
         data = UserCreate(email=email, full_name=full_name, password=password, role=Role.MEMBER)
-        return await self.users.create(data=data, registered=True)
+        return UserRead.model_validate(await self.users.create(data=data, registered=True))
 
     async def login(self, *, email: str, password: str) -> IssuedTokens:
         """Check credentials and open a session, or fail the same way whatever went wrong.
@@ -234,7 +241,7 @@ class AuthService:
         # so a burst cannot slip many guesses in before the first failure is counted.
         throttle = await self.repository.lock_throttle(user_id=account.id)
         now = self.clock()
-        if throttle is not None and throttle.blocked_until and throttle.blocked_until > now:
+        if throttle.blocked_until and throttle.blocked_until > now:
             await self.passwords.verify_against_nothing(password=password)
             await self.audit.record(
                 action=AuditAction.AUTH_LOGIN_THROTTLED,
@@ -246,7 +253,7 @@ class AuthService:
         valid = await self.passwords.verify(password_hash=account.password_hash, password=password)
         if not valid or not account.is_active:
             await self._count_failure(account=account, now=now, wrong_password=not valid)
-        if throttle is not None and throttle.failures:
+        if throttle.failures:
             await self.repository.clear_throttle(user_id=account.id)
         return await self._open_session(account=account, password=password)
 
@@ -267,13 +274,8 @@ class AuthService:
         current = await self.repository.find_token(token_hash=token_hash)
         if auth_session is None or current is None or auth_session.revoked_at is not None:
             raise InvalidRefreshToken
+        row = await self.sessions.caller(user_id=auth_session.user_id, session_id=auth_session.id)
         now = self.clock()
-        row = await self.repository.principal(
-            user_id=auth_session.user_id,
-            session_id=auth_session.id,
-            now=now,
-            idle=self.sessions.idle_timeout,
-        )
         if row is None:
             raise InvalidRefreshToken
         role = Role(row.role)
@@ -317,14 +319,17 @@ class AuthService:
         new_password: str,
     ) -> None:
         """Replace the password after checking the current one; end every other session."""
-        account = await self.users.credentials_of(user_id=user_id)
+        # The user row is locked first and the sessions before any audit entry: the same
+        # order as deactivation and refresh (users, sessions, audit head), so no deadlock.
+        account = await self.users.lock_credentials(user_id=user_id)
         if not await self.passwords.verify(
             password_hash=account.password_hash, password=current_password
         ):
             raise CurrentPasswordInvalid("The current password is wrong.")
-        await self.users.set_password(user_id=user_id, password=new_password, field="new_password")
+        self.passwords.check(password=new_password, email=account.email, field="new_password")
         # Whoever else holds a session may be the reason for the change: end them all.
         await self.sessions.end_others(user_id=user_id, keep=session_id, reason="password_changed")
+        await self.users.set_password(user_id=user_id, password=new_password, field="new_password")
 
     def access_token(self, *, user_id: uuid.UUID, role: Role, session_id: uuid.UUID) -> str:
         """Sign an access token naming the user, their role and the session."""
@@ -333,6 +338,8 @@ class AuthService:
         )
 
     async def _open_session(self, *, account: Credentials, password: str) -> IssuedTokens:
+        # The password checked out: from here on the audit trail names this user as actor.
+        bind_actor(actor_id=account.id, actor_role=account.role.value)
         rehashed = await self.passwords.rehash_if_needed(
             password_hash=account.password_hash, password=password
         )
@@ -340,7 +347,6 @@ class AuthService:
             await self.users.store_rehash(user_id=account.id, password_hash=rehashed)
         await self.users.record_login(user_id=account.id)
         auth_session, refresh_token = await self.sessions.start(user_id=account.id)
-        bind_actor(actor_id=account.id, actor_role=account.role.value)
         await self.audit.record(
             action=AuditAction.AUTH_LOGIN_SUCCEEDED,
             entity_type=USER_ENTITY,
@@ -425,7 +431,6 @@ class AuthService:
         return IssuedTokens(
             access_token=self.access_token(user_id=user_id, role=role, session_id=auth_session.id),
             expires_in=int(self.codec.access_ttl.total_seconds()),
-            session_id=auth_session.id,
             refresh_token=refresh_token,
             refresh_expires_at=auth_session.expires_at,
         )

@@ -22,8 +22,14 @@ class UserRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def get(self, *, user_id: uuid.UUID) -> User | None:
-        """Load one user by id."""
+    async def get(self, *, user_id: uuid.UUID, for_update: bool = False) -> User | None:
+        """Load one user by id; `for_update` locks the row and reads its latest state."""
+        if for_update:
+            # FOR NO KEY UPDATE, as the UPDATE that follows takes: inserts of rows that
+            # point at the user (sessions at login) need not wait for it.
+            return await self.session.get(
+                User, user_id, with_for_update={"key_share": True}, populate_existing=True
+            )
         return await self.session.get(User, user_id)
 
     async def get_by_email(self, *, email: str) -> User | None:
@@ -94,6 +100,10 @@ class UserRepository:
             .execution_options(populate_existing=True, synchronize_session=False)
         )
         return (await self.session.scalars(statement)).one_or_none()
+
+    async def stamp_login(self, *, user_id: uuid.UUID) -> None:
+        """Set the last successful login to the database clock (a change of the representation)."""
+        await self.update(user_id=user_id, values={"last_login_at": func.now()})
 
     async def lock_active_admins(self) -> list[uuid.UUID]:
         """Lock every active admin row until the transaction ends and return their ids.

@@ -3,12 +3,12 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
-from app.auth.dependencies import AdminUser, CurrentUser
+from app.auth.dependencies import AdminUser, CurrentUser, limit_credentials
 from app.core.openapi import problem_responses
 from app.core.pagination import Page, PageRequestDep
-from app.users.dependencies import IfMatchVersion, UserServiceDep, etag
+from app.users.dependencies import IfMatchVersions, UserServiceDep, etag
 from app.users.models import User
 from app.users.schemas import AdminUpdate, Role, SelfUpdate, UserCreate, UserFilter, UserRead
 
@@ -27,16 +27,23 @@ async def get_me(principal: CurrentUser, users: UserServiceDep, response: Respon
     return _read(await users.get(user_id=principal.id), response)
 
 
-@router.patch("/me", name="update-me", responses=problem_responses(403, 409, 412, 428))
+@router.patch(
+    "/me",
+    name="update-me",
+    # A new email is confirmed with the password: the same per-IP budget as other password
+    # checks keeps a stolen access token from becoming a password-guessing oracle.
+    dependencies=[Depends(limit_credentials)],
+    responses=problem_responses(403, 409, 412, 428, 429),
+)
 async def update_me(
     principal: CurrentUser,
     data: SelfUpdate,
-    version: IfMatchVersion,
+    if_match: IfMatchVersions,
     users: UserServiceDep,
     response: Response,
 ) -> UserRead:
     """Change one's name or email; a new email needs `current_password` (403 when wrong)."""
-    user = await users.update_self(user_id=principal.id, version=version, data=data)
+    user = await users.update_self(user_id=principal.id, if_match=if_match, data=data)
     return _read(user, response)
 
 
@@ -87,12 +94,12 @@ async def update_user(
     _: AdminUser,
     user_id: uuid.UUID,
     data: AdminUpdate,
-    version: IfMatchVersion,
+    if_match: IfMatchVersions,
     users: UserServiceDep,
     response: Response,
 ) -> UserRead:
     """Change name, role or active flag; the last active admin keeps role and access (409)."""
-    user = await users.update_by_admin(user_id=user_id, version=version, data=data)
+    user = await users.update_by_admin(user_id=user_id, if_match=if_match, data=data)
     return _read(user, response)
 
 
@@ -102,10 +109,10 @@ async def update_user(
 async def deactivate_user(
     _: AdminUser,
     user_id: uuid.UUID,
-    version: IfMatchVersion,
+    if_match: IfMatchVersions,
     users: UserServiceDep,
     response: Response,
 ) -> UserRead:
     """Deactivate an account (never deleted) and end all its sessions at once."""
-    user = await users.deactivate(user_id=user_id, version=version)
+    user = await users.deactivate(user_id=user_id, if_match=if_match)
     return _read(user, response)

@@ -4,7 +4,6 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -87,10 +86,10 @@ def snapshot(user: User) -> dict[str, Any]:
     }
 
 
-def _check_version(user: User, version: int) -> None:
+def _check_version(user: User, if_match: frozenset[int]) -> None:
     # A cheap early answer; the versioned UPDATE is what actually guards against races.
-    if user.version != version:
-        raise StaleVersion(f"The user is at version {user.version}, not {version}.")
+    if user.version not in if_match:
+        raise StaleVersion(f"The user is at version {user.version}; send its current ETag.")
 
 
 def credentials(user: User) -> Credentials:
@@ -167,14 +166,22 @@ class UserService:
         user = await self.repository.get_by_email(email=email)
         return None if user is None else credentials(user)
 
-    async def credentials_of(self, *, user_id: uuid.UUID) -> Credentials:
-        """Login data of a known account."""
-        return credentials(await self.get(user_id=user_id))
+    async def lock_credentials(self, *, user_id: uuid.UUID) -> Credentials:
+        """Login data of an account, its row locked until the transaction ends (or 404)."""
+        user = await self.repository.get(user_id=user_id, for_update=True)
+        if user is None:
+            raise UserNotFound(f"No user has id {user_id}.")
+        return credentials(user)
 
-    async def update_self(self, *, user_id: uuid.UUID, version: int, data: SelfUpdate) -> User:
-        """Change one's own name or email; a new email needs the current password."""
+    async def update_self(
+        self, *, user_id: uuid.UUID, if_match: frozenset[int], data: SelfUpdate
+    ) -> User:
+        """Change one's own name or email; a new email needs the current password.
+
+        `if_match` holds the versions `If-Match` named; the user must be at one of them.
+        """
         user = await self.get(user_id=user_id)
-        _check_version(user, version)
+        _check_version(user, if_match)
         values: dict[str, Any] = {}
         if data.full_name is not None and data.full_name != user.full_name:
             values["full_name"] = data.full_name
@@ -183,12 +190,14 @@ class UserService:
             if await self.repository.email_taken(email=data.email):
                 raise EmailTaken("An account with this email already exists.")
             values["email"] = data.email
-        return await self._apply(user=user, version=version, values=values)
+        return await self._apply(user=user, values=values)
 
-    async def update_by_admin(self, *, user_id: uuid.UUID, version: int, data: AdminUpdate) -> User:
+    async def update_by_admin(
+        self, *, user_id: uuid.UUID, if_match: frozenset[int], data: AdminUpdate
+    ) -> User:
         """Change a user's name, role or active flag, keeping at least one active admin."""
         user = await self.get(user_id=user_id)
-        _check_version(user, version)
+        _check_version(user, if_match)
         values: dict[str, Any] = {}
         if data.full_name is not None and data.full_name != user.full_name:
             values["full_name"] = data.full_name
@@ -202,12 +211,12 @@ class UserService:
             and ("role" in values or "is_active" in values)
         ):
             await self._keep_an_admin(user_id=user.id)
-        return await self._apply(user=user, version=version, values=values)
+        return await self._apply(user=user, values=values)
 
-    async def deactivate(self, *, user_id: uuid.UUID, version: int) -> User:
+    async def deactivate(self, *, user_id: uuid.UUID, if_match: frozenset[int]) -> User:
         """Deactivate an account (never deleted); ends every session of it."""
         return await self.update_by_admin(
-            user_id=user_id, version=version, data=AdminUpdate(is_active=False)
+            user_id=user_id, if_match=if_match, data=AdminUpdate(is_active=False)
         )
 
     async def set_password(self, *, user_id: uuid.UUID, password: str, field: str) -> None:
@@ -230,7 +239,7 @@ class UserService:
 
     async def record_login(self, *, user_id: uuid.UUID) -> None:
         """Stamp the last successful login."""
-        await self.repository.update(user_id=user_id, values={"last_login_at": func.now()})
+        await self.repository.stamp_login(user_id=user_id)
 
     async def any_admin(self) -> bool:
         """Whether an admin account exists at all (bootstrap runs only when none does)."""
@@ -255,20 +264,35 @@ class UserService:
         if admins == [user_id]:
             raise LastAdmin("At least one active admin must remain.")
 
-    async def _apply(self, *, user: User, version: int, values: dict[str, Any]) -> User:
+    async def _apply(self, *, user: User, values: dict[str, Any]) -> User:
         if not values:
             return user
         before = snapshot(user)
-        updated = await self.repository.update_versioned(
-            user_id=user.id, version=version, values=values
-        )
+        updated = await self._update_versioned(user=user, values=values)
         if updated is None:
             raise StaleVersion("The user was changed concurrently; read it again.")
-        await self._audit_changes(before=before, user=updated, values=values)
         if "is_active" in values and not updated.is_active:
-            # Deactivation ends every session now; the guard also checks the flag.
+            # Deactivation ends every session now; the guard also checks the flag. Sessions
+            # are locked before the first audit entry takes the audit head: every writer
+            # locks users, then sessions, then the head, so a refresh cannot deadlock this.
             await self.sessions.end_all(user_id=updated.id, reason="user_deactivated")
+        await self._audit_changes(before=before, user=updated, values=values)
         return updated
+
+    async def _update_versioned(self, *, user: User, values: dict[str, Any]) -> User | None:
+        if "email" not in values:
+            return await self.repository.update_versioned(
+                user_id=user.id, version=user.version, values=values
+            )
+        try:
+            # Another account may take the address between the check and this write: the
+            # savepoint turns the unique violation into a 409 and keeps the request usable.
+            async with self.session.begin_nested():
+                return await self.repository.update_versioned(
+                    user_id=user.id, version=user.version, values=values
+                )
+        except IntegrityError as exc:
+            raise EmailTaken("An account with this email already exists.") from exc
 
     async def _audit_changes(
         self, *, before: dict[str, Any], user: User, values: dict[str, Any]

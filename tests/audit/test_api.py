@@ -7,11 +7,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from fastapi.routing import APIRoute
 from httpx import AsyncClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.actions import AuditAction
+from app.audit.router import router as audit_router
 from app.audit.service import AuditService
 from app.core.context import RequestContext, bind_actor, start_context
 from tests.audit.conftest import events_by_seq
@@ -73,8 +75,19 @@ def _ids(body: dict[str, Any]) -> list[str]:
     return [item["id"] for item in body["items"]]
 
 
+def _audit_paths() -> list[str]:
+    """A concrete path for every route of the audit router, so a new route cannot be missed."""
+    paths = [
+        "/api/v1" + route.path.replace("{event_id}", str(uuid.uuid4()))
+        for route in audit_router.routes
+        if isinstance(route, APIRoute)
+    ]
+    assert len(paths) == 4
+    return paths
+
+
 async def test_anonymous_callers_get_401(client: AsyncClient) -> None:
-    for path in (EVENTS, f"{EVENTS}/export", f"{EVENTS}/{uuid.uuid4()}", "/api/v1/audit/verify"):
+    for path in _audit_paths():
         response = await client.get(path)
         assert response.status_code == 401, path
         assert response.headers["content-type"] == "application/problem+json"
@@ -85,12 +98,7 @@ async def test_members_and_managers_get_403(
     client: AsyncClient, member_headers: dict[str, str], manager_headers: dict[str, str]
 ) -> None:
     for headers in (member_headers, manager_headers):
-        for path in (
-            EVENTS,
-            f"{EVENTS}/export",
-            f"{EVENTS}/{uuid.uuid4()}",
-            "/api/v1/audit/verify",
-        ):
+        for path in _audit_paths():
             response = await client.get(path, headers=headers)
             assert response.status_code == 403, path
             assert response.json()["code"] == "role-forbidden"
@@ -162,6 +170,7 @@ async def test_each_filter_selects_its_events(
     ("params", "field"),
     [
         ({"action": "nope"}, "action"),
+        ({"action": "nope."}, "action"),
         ({"action": "Booking."}, "action"),
         ({"action": "user.teleported"}, "action"),
         ({"actor_id": "not-a-uuid"}, "actor_id"),
@@ -196,6 +205,62 @@ async def test_pages_follow_the_cursor_to_the_end(
         params = {**params, "cursor": body["next_cursor"]}
 
     assert seen == timeline[::-1]
+    assert pages == 3
+
+
+async def _walk(
+    client: AsyncClient, headers: dict[str, str], params: dict[str, str]
+) -> tuple[list[str], int]:
+    seen: list[str] = []
+    pages = 0
+    while True:
+        body = (await client.get(EVENTS, params=params, headers=headers)).json()
+        seen += _ids(body)
+        pages += 1
+        if body["next_cursor"] is None:
+            return seen, pages
+        params = {**params, "cursor": body["next_cursor"]}
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"action": "booking."}, [4, 1, 0]),
+        ({"actor_id": str(ACTOR_B)}, [3, 2]),
+        ({"since": "2020-01-01T00:01:00Z"}, [4, 3, 2, 1]),
+    ],
+)
+async def test_filtered_pages_follow_the_cursor_one_event_at_a_time(
+    client: AsyncClient,
+    admin_headers: dict[str, str],
+    timeline: list[str],
+    params: dict[str, str],
+    expected: list[int],
+) -> None:
+    seen, pages = await _walk(client, admin_headers, {**BEFORE_2021, **params, "limit": "1"})
+
+    assert seen == [timeline[i] for i in expected]
+    assert pages == len(expected)  # the page holding the last match says it is the last
+
+
+async def test_pages_of_events_sharing_one_instant_lose_and_repeat_nothing(
+    client: AsyncClient, admin_headers: dict[str, str], db_session: AsyncSession
+) -> None:
+    instant = T0 - timedelta(days=1)
+    audit = AuditService(db_session, clock=_clock_at(instant))
+    for number in range(7):
+        await audit.record(
+            action=AuditAction.ROOM_UPDATED, entity_type="room", entity_id=f"tie-{number}"
+        )
+    tied = await client.get(EVENTS, params={"until": T0.isoformat()}, headers=admin_headers)
+    everything = _ids(tied.json())
+
+    seen, pages = await _walk(
+        client, admin_headers, {"until": T0.isoformat(), "entity_type": "room", "limit": "3"}
+    )
+
+    assert len(everything) == 7
+    assert seen == everything  # the id breaks the tie, the same way on every page
     assert pages == 3
 
 

@@ -33,6 +33,10 @@ class Colour(enum.Enum):
         "private_key",
         "Password_Hash",
         "credentials",
+        "Authorization",
+        "proxy_authorisation",
+        "cookie",
+        "set_cookie",
     ],
 )
 def test_secret_keys_are_recognised(key: str) -> None:

@@ -6,14 +6,16 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
+from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit.actions import AuditAction
+from app.audit.commands import verify_chain
 from app.audit.service import AuditService
 from app.cli import main
 from app.core.config import get_settings
 from tests.audit.conftest import events_by_seq
-from tests.conftest import truncate_all
+from tests.conftest import make_settings, truncate_all
 from tests.database import create_test_database, drop_test_database
 
 
@@ -85,3 +87,15 @@ async def test_cli_on_a_database_without_audit_tables_exits_2(
     assert capsys.readouterr().err.endswith(
         "no audit tables in this database: run `make migrate` first\n"
     )
+
+
+async def test_other_database_errors_are_not_mistaken_for_missing_tables(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def refuse(_: AuditService) -> None:
+        raise ProgrammingError("SELECT …", {}, PermissionError("permission denied"))
+
+    monkeypatch.setattr(AuditService, "verify", refuse)
+
+    with pytest.raises(ProgrammingError, match="permission denied"):
+        await verify_chain(make_settings(database_url), url=database_url)

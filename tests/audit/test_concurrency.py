@@ -4,16 +4,17 @@ import asyncio
 from collections import Counter
 
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit.actions import AuditAction
-from app.audit.models import AuditEvent
+from app.audit.models import GENESIS_HASH, AuditEvent
 from app.audit.service import AuditService
 from tests.conftest import truncate_all
 
 WRITERS = 4
 CHANGES_PER_WRITER = 250
+WAITERS = text("SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))")
 
 
 async def _writer(factory: async_sessionmaker[AsyncSession], number: int) -> None:
@@ -51,3 +52,54 @@ async def test_four_writers_committing_250_changes_each_lose_nothing(app: FastAP
     assert sorted(seq for seq, _ in rows) == list(range(1, len(rows) + 1))
     per_writer = Counter(entity_id.split("-")[0] for _, entity_id in rows if entity_id)
     assert per_writer == {f"w{n}": CHANGES_PER_WRITER for n in range(WRITERS)}
+
+
+async def _blocked_by(factory: async_sessionmaker[AsyncSession], pid: int) -> None:
+    """Return once some backend waits for a lock held by `pid` (polled, bounded)."""
+    for _ in range(1000):
+        # A new transaction each time: pg_stat_activity is a snapshot per transaction.
+        async with factory() as session:
+            waiting = await session.scalar(WAITERS, {"pid": pid})
+        if waiting:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the second writer never waited for the first")
+
+
+async def _record_once(factory: async_sessionmaker[AsyncSession], entity_id: str) -> None:
+    async with factory() as session, session.begin():
+        await AuditService(session).record(
+            action=AuditAction.BOOKING_CREATED, entity_type="booking", entity_id=entity_id
+        )
+
+
+async def test_first_writers_racing_on_a_missing_head_build_one_chain(app: FastAPI) -> None:
+    factory = async_sessionmaker(app.state.engine, expire_on_commit=False)
+    try:
+        await truncate_all(app.state.engine)  # no events and no head row, as after a wipe
+        async with factory() as first, first.begin():
+            # The first writer creates the head and holds it; the second cannot see the
+            # uncommitted head, tries to create it too and must wait, then append after it.
+            await AuditService(first).record(
+                action=AuditAction.BOOKING_CREATED, entity_type="booking", entity_id="first"
+            )
+            pid = await first.scalar(text("SELECT pg_backend_pid()"))
+            second = asyncio.create_task(_record_once(factory, "second"))
+            await _blocked_by(factory, int(pid or 0))
+        await second
+
+        async with factory() as session:
+            report = await AuditService(session).verify()
+            rows = (
+                await session.execute(
+                    select(AuditEvent.seq, AuditEvent.entity_id, AuditEvent.prev_hash).order_by(
+                        AuditEvent.seq
+                    )
+                )
+            ).all()
+    finally:
+        await truncate_all(app.state.engine)
+
+    assert report.model_dump() == {"ok": True, "checked": 2, "broken": None}
+    assert [(seq, entity_id) for seq, entity_id, _ in rows] == [(1, "first"), (2, "second")]
+    assert rows[0].prev_hash == GENESIS_HASH

@@ -3,6 +3,7 @@
 import asyncio
 import json
 import tracemalloc
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlencode
@@ -14,33 +15,51 @@ from starlette.types import Message
 
 from app.audit.actions import AuditAction
 from app.audit.service import AuditService
+from app.core.context import RequestContext, bind_actor, start_context
 from tests.audit.synthetic import insert_synthetic
 
-EXPORT = "/api/v1/audit/events/export"
+EVENTS = "/api/v1/audit/events"
+EXPORT = f"{EVENTS}/export"
 
 
 async def test_export_streams_the_filtered_events_as_ndjson(
     client: AsyncClient, admin_headers: dict[str, str], db_session: AsyncSession
 ) -> None:
-    audit = AuditService(db_session)
+    # Every field populated, a timestamp with microseconds and non-ASCII text, so the raw-row
+    # serialisation of the export is held to the API's JSON for each of them.
+    start_context(RequestContext(request_id="exp-1", client_ip="203.0.113.4", user_agent="ua/1"))
+    bind_actor(actor_id=uuid.uuid4(), actor_role="admin")
+    moments = iter(datetime(2018, 5, 6, 7, 8, second, 10, tzinfo=UTC) for second in range(3))
+    audit = AuditService(db_session, clock=lambda: next(moments))
     for number in range(3):
         await audit.record(
             action=AuditAction.ROOM_UPDATED,
             entity_type="room",
             entity_id=f"export-{number}",
-            after={"n": number},
+            before={"name": "Salle Ä", "capacity": number},
+            after={"name": "Salle Ö", "capacity": number + 1, "tags": ["a", "ß"]},
         )
+    start_context(RequestContext())
+    query = {"action": "room.", "until": "2019-01-01T00:00:00Z"}
 
-    response = await client.get(EXPORT, params={"action": "room."}, headers=admin_headers)
+    response = await client.get(EXPORT, params=query, headers=admin_headers)
+    listed = await client.get(EVENTS, params=query, headers=admin_headers)
 
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/x-ndjson"
+    assert response.text.endswith("\n")
     lines = [json.loads(line) for line in response.text.splitlines()]
     assert [line["entity_id"] for line in lines] == ["export-2", "export-1", "export-0"]
-    assert lines[0]["changes"] == {"after": {"n": 2}}
-    single = await client.get(f"/api/v1/audit/events/{lines[0]['id']}", headers=admin_headers)
-    assert lines[0] == single.json()
-    assert response.text.endswith("\n")
+    assert lines[0]["changes"] == {
+        "before": {"name": "Salle Ä", "capacity": 2},
+        "after": {"name": "Salle Ö", "capacity": 3, "tags": ["a", "ß"]},
+    }
+    # Same events, same order, same JSON (keys in the same order too) as the API's list.
+    assert lines == listed.json()["items"]
+    assert [list(line) for line in lines] == [list(item) for item in listed.json()["items"]]
+    for line in lines:
+        single = await client.get(f"{EVENTS}/{line['id']}", headers=admin_headers)
+        assert line == single.json()
 
 
 async def test_export_of_nothing_is_an_empty_body(

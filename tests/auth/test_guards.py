@@ -1,6 +1,7 @@
-"""Walk the route table: every non-public route needs a token, every role guard holds.
+"""Walk the route table against a declared access table: every route, every guard, every role.
 
-A route added without a guard, or with a looser one than its `require_role`, fails here.
+A route added without an entry in `ACCESS` fails here, and so does a route whose guards
+(found in its dependency graph and tried over HTTP) are looser or stricter than declared.
 """
 
 import re
@@ -12,41 +13,73 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from httpx import AsyncClient
+from starlette.routing import Mount
 
-from app.auth.dependencies import Principal, RoleGuard, require_role
+from app.auth.dependencies import Principal, RoleGuard, get_current_user, require_role
 from app.core.errors import AppError
 from app.users.schemas import Role
+from tests.conftest import AuthHeaders, CreateUser
 
 API = "/api/v1"
-PUBLIC = frozenset(
-    {
-        ("POST", f"{API}/auth/register"),
-        ("POST", f"{API}/auth/login"),
-        ("POST", f"{API}/auth/refresh"),
-    }
-)
-"""The only routes an anonymous caller may reach; everything else must answer 401."""
+ANYONE: frozenset[Role] | None = None
+"""No token needed."""
+SIGNED_IN = frozenset(Role)
+"""Any valid access token of a live session, whatever the role."""
+ADMIN = frozenset({Role.ADMIN})
+MANAGER = frozenset({Role.MANAGER, Role.ADMIN})
+
+ACCESS: dict[tuple[str, str], frozenset[Role] | None] = {
+    ("GET", "/openapi.json"): ANYONE,
+    ("GET", "/docs"): ANYONE,
+    ("GET", "/docs/oauth2-redirect"): ANYONE,
+    ("GET", "/redoc"): ANYONE,
+    ("GET", "/health/live"): ANYONE,
+    ("GET", "/health/ready"): ANYONE,
+    ("POST", f"{API}/auth/register"): ANYONE,
+    ("POST", f"{API}/auth/login"): ANYONE,
+    ("POST", f"{API}/auth/refresh"): ANYONE,
+    ("POST", f"{API}/auth/logout"): SIGNED_IN,
+    ("GET", f"{API}/auth/sessions"): SIGNED_IN,
+    ("DELETE", f"{API}/auth/sessions/{{session_id}}"): SIGNED_IN,
+    ("POST", f"{API}/auth/password"): SIGNED_IN,
+    ("GET", f"{API}/users/me"): SIGNED_IN,
+    ("PATCH", f"{API}/users/me"): SIGNED_IN,
+    ("GET", f"{API}/users"): ADMIN,
+    ("POST", f"{API}/users"): ADMIN,
+    ("GET", f"{API}/users/{{user_id}}"): ADMIN,
+    ("PATCH", f"{API}/users/{{user_id}}"): ADMIN,
+    ("DELETE", f"{API}/users/{{user_id}}"): ADMIN,
+    ("GET", f"{API}/audit/events"): ADMIN,
+    ("GET", f"{API}/audit/events/export"): ADMIN,
+    ("GET", f"{API}/audit/events/{{event_id}}"): ADMIN,
+    ("GET", f"{API}/audit/verify"): ADMIN,
+}
+"""Who may call each route. A new route must be added here, with the guard it really has."""
+PUBLIC_MOUNTS = frozenset({"/static-offline-docs"})
+"""Mounted sub-applications (static files) nobody needs a token for."""
 PATH_PARAM = re.compile(r"\{[^}]+\}")
 
 
-def api_routes(app: FastAPI) -> Iterator[tuple[str, str, RouteContext]]:
-    """Every (method, path, route as included) under the API prefix."""
+def routes(app: FastAPI) -> Iterator[tuple[str, str, RouteContext]]:
+    """Every (method, path, route as included) the app serves; HEAD goes with GET."""
     for route in iter_route_contexts(app.routes):
-        path = route.path or ""
-        if isinstance(route.original_route, APIRoute) and path.startswith(API):
-            for method in sorted(route.methods or ()):
-                yield method, path, route
+        for method in sorted(set(getattr(route.original_route, "methods", None) or ()) - {"HEAD"}):
+            yield method, route.path or "", route
 
 
 def guarded_roles(dependant: Dependant) -> frozenset[Role] | None:
-    """The roles a route admits through `require_role` guards, or None without any."""
+    """The roles a route's dependency graph admits: None without any authentication."""
     roles: frozenset[Role] | None = None
     for dependency in dependant.dependencies:
+        found: frozenset[Role] | None = None
         if isinstance(dependency.call, RoleGuard):
-            roles = dependency.call.roles if roles is None else roles & dependency.call.roles
+            found = dependency.call.roles
+        elif dependency.call is get_current_user:
+            found = SIGNED_IN
         inner = guarded_roles(dependency)
-        if inner is not None:
-            roles = inner if roles is None else roles & inner
+        for admitted in (found, inner):
+            if admitted is not None:
+                roles = admitted if roles is None else roles & admitted
     return roles
 
 
@@ -55,58 +88,85 @@ def concrete(path: str) -> str:
     return PATH_PARAM.sub(lambda _: str(uuid.uuid4()), path)
 
 
-def test_the_public_allow_list_names_real_routes(app: FastAPI) -> None:
-    routes = {(method, path) for method, path, _ in api_routes(app)}
-    assert routes >= PUBLIC
+def protected(app: FastAPI) -> Iterator[tuple[str, str, frozenset[Role]]]:
+    """Every route that needs a token, with the roles it admits."""
+    for method, path, _ in routes(app):
+        roles = ACCESS.get((method, path))
+        if roles is not None:
+            yield method, path, roles
 
 
-def test_role_guards_are_found_on_the_admin_routes(app: FastAPI) -> None:
-    admin_only = {
-        path
-        for _, path, route in api_routes(app)
-        if guarded_roles(route.dependant) == frozenset({Role.ADMIN})
+def test_every_route_is_in_the_access_table(app: FastAPI) -> None:
+    served = {(method, path) for method, path, _ in routes(app)}
+    unclassified = sorted(served - ACCESS.keys())
+    assert not unclassified, f"add these routes to ACCESS with their guard: {unclassified}"
+    assert not sorted(ACCESS.keys() - served), "ACCESS names routes the app does not serve"
+    mounts = {
+        r.path for r in iter_route_contexts(app.routes) if isinstance(r.original_route, Mount)
     }
-    assert {f"{API}/users", f"{API}/users/{{user_id}}"} <= admin_only
+    assert mounts <= PUBLIC_MOUNTS
 
 
-async def test_every_non_public_route_rejects_anonymous_callers(
+def test_each_route_has_exactly_the_declared_guard(app: FastAPI) -> None:
+    for method, path, route in routes(app):
+        if isinstance(route.original_route, APIRoute):
+            declared = ACCESS[(method, path)]
+            assert guarded_roles(route.dependant) == declared, (method, path)
+
+
+async def test_every_protected_route_rejects_anonymous_callers(
     app: FastAPI, client: AsyncClient
 ) -> None:
     checked = []
-    for method, path, _ in api_routes(app):
-        if (method, path) in PUBLIC:
-            continue
+    for method, path, _ in protected(app):
         response = await client.request(method, concrete(path))
         assert response.status_code == 401, (method, path, response.status_code)
         assert response.headers["www-authenticate"] == "Bearer"
         assert response.json()["code"] == "not-authenticated"
         checked.append((method, path))
     assert ("GET", f"{API}/users/me") in checked
+    assert ("GET", f"{API}/audit/verify") in checked
 
 
-@pytest.mark.parametrize("role", [Role.MEMBER, Role.MANAGER])
-async def test_role_guarded_routes_reject_lesser_roles(
+async def test_public_routes_never_ask_for_an_access_token(
+    app: FastAPI, client: AsyncClient
+) -> None:
+    for method, path, _ in routes(app):
+        if ACCESS[(method, path)] is ANYONE:
+            response = await client.request(method, concrete(path))
+            assert response.status_code != 403, (method, path)
+            if response.status_code == 401:
+                assert response.json()["code"] != "not-authenticated", (method, path)
+
+
+@pytest.mark.parametrize("role", list(Role))
+async def test_each_role_is_admitted_or_refused_as_declared(
     app: FastAPI,
     client: AsyncClient,
-    member_headers: dict[str, str],
-    manager_headers: dict[str, str],
+    create_user: CreateUser,
+    auth_headers: AuthHeaders,
     role: Role,
 ) -> None:
-    headers = member_headers if role is Role.MEMBER else manager_headers
-    refused = []
-    for method, path, route in api_routes(app):
-        roles = guarded_roles(route.dependant)
-        if roles is None or role in roles:
-            continue
+    user_id = await create_user(role=role)
+    refused, admitted = [], []
+    for method, path, roles in protected(app):
+        # A fresh session per call: logout and password change end sessions on the way.
+        headers = await auth_headers(user_id)
         response = await client.request(method, concrete(path), headers=headers)
-        assert response.status_code == 403, (method, path, response.status_code)
-        assert response.json()["code"] == "role-forbidden"
-        refused.append((method, path))
-    assert ("GET", f"{API}/users") in refused
+        if role in roles:
+            assert response.status_code not in (401, 403), (method, path, response.text)
+            admitted.append((method, path))
+        else:
+            assert response.status_code == 403, (method, path, response.status_code)
+            assert response.json()["code"] == "role-forbidden"
+            refused.append((method, path))
+    assert ("GET", f"{API}/users/me") in admitted
+    assert (("GET", f"{API}/users") in refused) is (role is not Role.ADMIN)
 
 
 async def test_require_role_admits_listed_roles_only() -> None:
     guard = require_role(Role.MANAGER, Role.ADMIN)
+    assert guard == RoleGuard(MANAGER)
     principal = Principal(
         id=uuid.uuid4(), role=Role.MANAGER, session_id=uuid.uuid4(), email="m@x.io"
     )
@@ -116,3 +176,4 @@ async def test_require_role_admits_listed_roles_only() -> None:
             Principal(id=uuid.uuid4(), role=Role.MEMBER, session_id=uuid.uuid4(), email="m@x.io")
         )
     assert refused.value.status == 403
+    assert refused.value.code == "role-forbidden"

@@ -1,28 +1,38 @@
 """Login: cookie and body delivery, same failure for every reason, slow-down, rehash."""
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
+from http.cookies import SimpleCookie
 
+import jwt
+import pytest
+from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from httpx import AsyncClient
+from httpx import ASGITransport, AsyncClient
+from pydantic import SecretStr
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth.models import AuthSession, LoginThrottle
+from app.core.config import AuthSettings, SecuritySettings
 from app.core.security import PasswordHasher
+from app.factory import create_app
 from app.users.models import User
 from app.users.schemas import Role
 from tests.auth.conftest import (
     COOKIE,
     ME,
     REFRESH,
+    BuildApp,
     audit_actions,
     audit_changes,
     bearer,
+    committed_user,
     login,
     without_request_id,
 )
-from tests.conftest import DEFAULT_PASSWORD, CreateUser
+from tests.conftest import DEFAULT_PASSWORD, TEST_SECRET, CreateUser, make_settings
 
 EMAIL = "login.user@example.com"
 WRONG = "definitely not the right passphrase"
@@ -44,10 +54,18 @@ async def test_login_sets_an_http_only_strict_secure_cookie_scoped_to_auth(
     assert body["refresh_token"] is None
     assert body["expires_in"] == 600
     assert response.headers["cache-control"] == "no-store"
-    cookie = response.headers["set-cookie"]
-    for attribute in ("HttpOnly", "Secure", "SameSite=strict", "Path=/api/v1/auth", "Max-Age="):
-        assert attribute in cookie
-    assert body["access_token"] not in cookie
+    header = response.headers["set-cookie"]
+    assert body["access_token"] not in header
+    jar = SimpleCookie()
+    jar.load(header)
+    cookie = jar[COOKIE]
+    assert len(cookie.value) >= 43  # 256 random bits, URL-safe base64
+    assert cookie["httponly"] is True
+    assert cookie["secure"] is True
+    assert cookie["samesite"].lower() == "strict"
+    assert cookie["path"] == "/api/v1/auth"
+    assert cookie["domain"] == ""  # host-only: never shared with sibling subdomains
+    assert int(cookie["max-age"]) == pytest.approx(14 * 86_400, abs=5)
     user = await db_session.get(User, user_id, populate_existing=True)
     assert user is not None
     assert user.last_login_at is not None
@@ -231,3 +249,66 @@ async def test_cookie_refresh_of_a_cookie_login(
     assert response.status_code == 200
     assert response.json()["refresh_token"] is None
     assert https_client.cookies[COOKIE] != first
+
+
+async def test_the_access_token_names_user_role_and_session_and_lives_ten_minutes(
+    app: FastAPI, client: AsyncClient, create_user: CreateUser, db_session: AsyncSession
+) -> None:
+    user_id = await create_user(email=EMAIL, role=Role.MANAGER)
+    body = (await login(client, EMAIL)).json()
+    token = body["access_token"]
+    claims = app.state.token_codec.decode(token)
+    stored = await db_session.scalar(select(AuthSession).where(AuthSession.user_id == user_id))
+    assert stored is not None
+    assert (claims["sub"], claims["role"], claims["sid"]) == (
+        str(user_id),
+        "manager",
+        str(stored.id),
+    )
+    assert claims["exp"] - claims["iat"] == body["expires_in"] == 600
+    assert jwt.get_unverified_header(token)["typ"] == "at+jwt"
+
+
+async def test_production_always_sends_the_refresh_cookie_secure(
+    build_app: BuildApp, create_user: CreateUser
+) -> None:
+    # Production refuses cheap hashing, so this app hashes with the OWASP minimum.
+    _, client = await build_app(
+        environment="production",
+        security=SecuritySettings(jwt_secret=SecretStr(TEST_SECRET)),
+        auth=AuthSettings(refresh_cookie_secure=False),
+    )
+    await create_user(email=EMAIL)
+    response = await login(client, EMAIL, delivery="cookie")
+    assert response.status_code == 200, response.text
+    assert response.json()["refresh_token"] is None
+    cookie = response.headers["set-cookie"]
+    assert "; Secure" in cookie
+    assert "HttpOnly" in cookie
+
+
+async def test_a_burst_of_guesses_on_a_fresh_account_queues_on_its_throttle(
+    database_url: str, committed_client: AsyncClient
+) -> None:
+    """Even the first burst ever is checked one guess at a time, and its count survives the 401s.
+
+    Requests really commit here: the failure count and the audit entries must outlive the
+    rolled-back request that answers 401.
+    """
+    app = create_app(make_settings(database_url, auth=AuthSettings(login_delay_base_s=60)))
+    async with (
+        LifespanManager(app),
+        AsyncClient(transport=ASGITransport(app=app), base_url="http://testserver") as client,
+    ):
+        user_id = await committed_user(app, email=EMAIL)
+        answers = await asyncio.gather(*(login(client, EMAIL, WRONG) for _ in range(8)))
+        assert {a.status_code for a in answers} == {401}
+        assert {a.json()["code"] for a in answers} == {"invalid-credentials"}
+        factory: async_sessionmaker[AsyncSession] = app.state.session_factory
+        async with factory() as session:
+            throttle = await _throttle(session, user_id)
+            actions = await audit_actions(session, entity_id=user_id)
+    assert throttle is not None
+    assert throttle.failures == 5
+    assert throttle.blocked_until is not None
+    assert sorted(actions) == ["auth.login_failed"] * 5 + ["auth.login_throttled"] * 3

@@ -11,8 +11,8 @@ from app.auth.dependencies import client_key
 from app.auth.ratelimit import RateLimiter, storage_url
 from app.core.config import HttpSettings, RateLimitSettings
 from app.core.context import RequestContext, start_context
-from tests.auth.conftest import REFRESH, BuildApp, login, raw_logs
-from tests.conftest import CreateUser
+from tests.auth.conftest import ME, REFRESH, BuildApp, login, raw_logs
+from tests.conftest import AuthHeaders, CreateUser
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 EMAIL = "limited@example.com"
@@ -59,7 +59,12 @@ async def test_login_budget_per_ip_answers_429_with_headers(
     assert first.status_code == 200
     assert first.headers["ratelimit"].startswith('"credentials";r=2;t=')
     assert first.headers["ratelimit-policy"] == '"credentials";q=3;w=60'
-    assert (await login(client, EMAIL, "wrong wrong wrong wrong")).status_code == 401
+    failed = await login(client, EMAIL, "wrong wrong wrong wrong")
+    assert failed.status_code == 401
+    assert failed.json()["code"] == "invalid-credentials"
+    # Failures show the budget as well: a client sees it run out before the 429.
+    assert failed.headers["ratelimit"].startswith('"credentials";r=1;t=')
+    assert failed.headers["www-authenticate"] == "Bearer"
     assert (await login(client, EMAIL)).status_code == 200
     _assert_limited(await login(client, EMAIL), "credentials", 3)
 
@@ -85,8 +90,9 @@ async def test_each_client_ip_has_its_own_budget(
     one = {"X-Forwarded-For": "203.0.113.1"}
     two = {"X-Forwarded-For": "203.0.113.2"}
     assert (await login(client, "a@example.com", headers=one)).status_code == 401
-    assert (await login(client, "a@example.com", headers=one)).status_code == 429
-    assert (await login(client, "a@example.com", headers=two)).status_code == 401
+    _assert_limited(await login(client, "a@example.com", headers=one), "credentials", 1)
+    other = await login(client, "a@example.com", headers=two)
+    assert other.json()["code"] == "invalid-credentials"
 
 
 async def test_redis_budgets_are_shared_between_processes(build_app: BuildApp) -> None:
@@ -107,8 +113,8 @@ async def test_memory_budgets_are_per_process(build_app: BuildApp) -> None:
     _, first = await build_app(rate_limit=alone)
     _, second = await build_app(rate_limit=alone)
     assert (await login(first, "x@example.com")).status_code == 401
-    assert (await login(second, "x@example.com")).status_code == 401
-    assert (await login(first, "x@example.com")).status_code == 429
+    assert (await login(second, "x@example.com")).json()["code"] == "invalid-credentials"
+    _assert_limited(await login(first, "x@example.com"), "credentials", 1)
 
 
 async def test_unreachable_redis_fails_open(build_app: BuildApp) -> None:
@@ -142,3 +148,22 @@ def test_storage_urls_get_the_async_scheme() -> None:
 def test_a_client_without_address_shares_one_budget() -> None:
     start_context(RequestContext())
     assert client_key() == "unknown"
+
+
+async def test_confirming_an_email_change_spends_the_credentials_budget(
+    build_app: BuildApp,
+    create_user: CreateUser,
+    auth_headers: AuthHeaders,
+    backend: RateLimitSettings,
+) -> None:
+    # A stolen access token must not turn `PATCH /users/me` into an unlimited password oracle.
+    _, client = await build_app(
+        rate_limit=backend.model_copy(update={"credentials_per_ip": "1/minute"})
+    )
+    headers = {**await auth_headers(await create_user(email=EMAIL)), "If-Match": '"1"'}
+    change = {"email": "elsewhere@example.com", "current_password": "a guess at the password"}
+    wrong = await client.patch(ME, json=change, headers=headers)
+    assert wrong.status_code == 403
+    assert wrong.json()["code"] == "current-password-invalid"
+    assert wrong.headers["ratelimit"].startswith('"credentials";r=0;t=')
+    _assert_limited(await client.patch(ME, json=change, headers=headers), "credentials", 1)

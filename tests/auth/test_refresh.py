@@ -4,6 +4,7 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
@@ -11,6 +12,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth.models import AuthSession, RefreshToken
+from app.auth.repository import AuthRepository
 from app.auth.service import hash_refresh_token
 from app.core.config import AuthSettings, HttpSettings
 from app.factory import create_app
@@ -128,9 +130,12 @@ async def test_the_just_replaced_token_after_the_grace_window_is_reuse(
     )
     late = await client.post(REFRESH, json={"refresh_token": first["refresh_token"]})
     assert late.status_code == 401
-    assert (
-        await client.post(REFRESH, json={"refresh_token": second["refresh_token"]})
-    ).status_code == 401
+    assert late.json()["code"] == "invalid-refresh-token"
+    auth_session = await _session_of(db_session, first["refresh_token"])
+    assert auth_session.revoked_reason == "refresh_reused"
+    successor = await client.post(REFRESH, json={"refresh_token": second["refresh_token"]})
+    assert successor.status_code == 401
+    assert successor.json()["code"] == "invalid-refresh-token"
 
 
 async def test_unknown_missing_and_idle_or_expired_sessions_are_refused(
@@ -142,23 +147,22 @@ async def test_unknown_missing_and_idle_or_expired_sessions_are_refused(
     await create_user(email=EMAIL)
     unknown = await client.post(REFRESH, json={"refresh_token": "made-up"})
     assert unknown.status_code == 401
+    assert unknown.json()["code"] == "invalid-refresh-token"
     missing = await https_client.post(REFRESH)
     assert missing.status_code == 401
     assert missing.json()["code"] == "invalid-refresh-token"
     empty = await client.post(REFRESH, json={"refresh_token": ""})
     assert empty.status_code == 422
+    assert [e["field"] for e in empty.json()["errors"]] == ["refresh_token"]
 
     idle = await _tokens(client)
     idle_session = await _session_of(db_session, idle["refresh_token"])
     await db_session.execute(
         update(AuthSession)
         .where(AuthSession.id == idle_session.id)
-        .values(last_used_at=datetime.now(UTC) - timedelta(days=2))
+        .values(last_used_at=datetime.now(UTC) - timedelta(days=1, seconds=1))
     )
-    assert (
-        await client.post(REFRESH, json={"refresh_token": idle["refresh_token"]})
-    ).status_code == 401
-    assert (await client.get(ME, headers=bearer(idle["access_token"]))).status_code == 401
+    await _assert_session_over(client, idle)
 
     old = await _tokens(client)
     old_session = await _session_of(db_session, old["refresh_token"])
@@ -167,10 +171,42 @@ async def test_unknown_missing_and_idle_or_expired_sessions_are_refused(
         .where(AuthSession.id == old_session.id)
         .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
     )
-    assert (
-        await client.post(REFRESH, json={"refresh_token": old["refresh_token"]})
-    ).status_code == 401
-    assert (await client.get(ME, headers=bearer(old["access_token"]))).status_code == 401
+    await _assert_session_over(client, old)
+
+
+async def test_refreshing_keeps_a_session_alive_but_never_past_its_absolute_end(
+    client: AsyncClient, create_user: CreateUser, db_session: AsyncSession
+) -> None:
+    await create_user(email=EMAIL)
+    tokens = await _tokens(client)
+    auth_session = await _session_of(db_session, tokens["refresh_token"])
+    absolute_end = auth_session.expires_at
+    # Nearly idle: a refresh restarts the idle clock.
+    await db_session.execute(
+        update(AuthSession)
+        .where(AuthSession.id == auth_session.id)
+        .values(last_used_at=datetime.now(UTC) - timedelta(hours=23, minutes=59))
+    )
+    tokens = await _refresh(client, tokens["refresh_token"])
+    refreshed = await _session_of(db_session, tokens["refresh_token"])
+    assert datetime.now(UTC) - refreshed.last_used_at < timedelta(minutes=1)
+    assert refreshed.expires_at == absolute_end
+    # However busy, the session ends at its absolute end.
+    await db_session.execute(
+        update(AuthSession)
+        .where(AuthSession.id == auth_session.id)
+        .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    )
+    await _assert_session_over(client, tokens)
+
+
+async def _assert_session_over(client: AsyncClient, tokens: dict[str, str]) -> None:
+    refreshed = await client.post(REFRESH, json={"refresh_token": tokens["refresh_token"]})
+    assert refreshed.status_code == 401
+    assert refreshed.json()["code"] == "invalid-refresh-token"
+    me = await client.get(ME, headers=bearer(tokens["access_token"]))
+    assert me.status_code == 401
+    assert me.json()["code"] == "not-authenticated"
 
 
 async def test_refresh_of_a_deactivated_user_is_refused(
@@ -195,10 +231,15 @@ async def test_cookie_calls_from_foreign_origins_are_refused(
     assert foreign.json()["code"] == "cross-site-request"
     null_origin = await client.post(REFRESH, headers={"Origin": "null"})
     assert null_origin.status_code == 403
+    assert null_origin.json()["code"] == "cross-site-request"
+    sibling = await client.post(REFRESH, headers={"Origin": "http://testserver"})
+    assert sibling.status_code == 403
     allowed = await client.post(REFRESH, headers={"Origin": "https://spa.example.com"})
     assert allowed.status_code == 200
+    assert allowed.json()["access_token"]
     same = await client.post(REFRESH, headers={"Origin": "https://testserver"})
     assert same.status_code == 200
+    assert same.json()["access_token"]
     assert client.cookies[COOKIE]
 
 
@@ -237,10 +278,60 @@ async def test_parallel_refreshes_without_grace_window_one_wins_and_the_family_d
         )
         statuses = sorted(a.status_code for a in answers)
         assert statuses == [200, 401, 401]
+        losers = [a.json()["code"] for a in answers if a.status_code == 401]
+        assert losers == ["invalid-refresh-token"] * 2
         assert await _live_tokens(strict, tokens["refresh_token"]) == 1
         winner = next(a for a in answers if a.status_code == 200).json()
         dead = await client.post(REFRESH, json={"refresh_token": winner["refresh_token"]})
         assert dead.status_code == 401
+        assert dead.json()["code"] == "invalid-refresh-token"
+
+
+@pytest.mark.parametrize("grace_s", [5, 0])
+async def test_the_row_lock_serialises_refreshes_that_read_the_token_at_once(
+    database_url: str,
+    committed_client: AsyncClient,
+    monkeypatch: pytest.MonkeyPatch,
+    grace_s: int,
+) -> None:
+    """Both refreshes read the unrotated token before either locks: only the lock saves them.
+
+    Without it (or without reading the token again under it) both would rotate, leaving
+    two live branches of one session.
+    """
+    app = create_app(make_settings(database_url, auth=AuthSettings(refresh_reuse_grace_s=grace_s)))
+    both_read = asyncio.Barrier(2)
+    lock_session = AuthRepository.lock_session
+
+    async def lock_after_both_read(
+        self: AuthRepository, *, session_id: uuid.UUID
+    ) -> AuthSession | None:
+        await both_read.wait()
+        return await lock_session(self, session_id=session_id)
+
+    async with (
+        LifespanManager(app),
+        AsyncClient(transport=ASGITransport(app=app), base_url="http://testserver") as client,
+    ):
+        await committed_user(app, email=EMAIL)
+        tokens = await _tokens(client)
+        monkeypatch.setattr(AuthRepository, "lock_session", lock_after_both_read)
+        answers = await asyncio.gather(
+            *(client.post(REFRESH, json={"refresh_token": tokens["refresh_token"]}) for _ in "ab")
+        )
+        monkeypatch.undo()
+        bodies = sorted((a.status_code, a.json().get("refresh_token") is None) for a in answers)
+        if grace_s:
+            # The second sees the token the first rotated: an access token, no new branch.
+            assert bodies == [(200, False), (200, True)]
+            assert await _live_tokens(app, tokens["refresh_token"]) == 1
+        else:
+            # Without a grace window the second is reuse: the family dies.
+            assert bodies == [(200, False), (401, True)]
+            assert await _live_tokens(app, tokens["refresh_token"]) == 1
+            winner = next(a for a in answers if a.status_code == 200).json()
+            dead = await client.post(REFRESH, json={"refresh_token": winner["refresh_token"]})
+            assert dead.json()["code"] == "invalid-refresh-token"
 
 
 async def _live_tokens(app: FastAPI, token: str) -> int:

@@ -12,6 +12,7 @@ from tests.auth.conftest import (
     REFRESH,
     SESSIONS,
     audit_actions,
+    audit_changes,
     bearer,
     login,
 )
@@ -84,11 +85,13 @@ async def test_someone_elses_session_is_not_found(
         f"{SESSIONS}/{other_sessions[0]['id']}", headers=bearer(mine["access_token"])
     )
     assert response.status_code == 404
+    assert response.json()["code"] == "session-not-found"
     assert (await client.get(ME, headers=other_headers)).status_code == 200
     unknown = await client.delete(
         f"{SESSIONS}/{uuid.uuid4()}", headers=bearer(mine["access_token"])
     )
     assert unknown.status_code == 404
+    assert unknown.json()["code"] == "session-not-found"
 
 
 async def test_logout_ends_the_session_and_clears_the_cookie(
@@ -107,6 +110,7 @@ async def test_logout_ends_the_session_and_clears_the_cookie(
     assert "auth.logout" in await audit_actions(db_session)
     twice = await https_client.post(LOGOUT, headers=bearer(access))
     assert twice.status_code == 401
+    assert twice.json()["code"] == "not-authenticated"
 
 
 async def test_logout_of_body_clients_kills_the_refresh_token(
@@ -117,6 +121,7 @@ async def test_logout_of_body_clients_kills_the_refresh_token(
     assert (await client.post(LOGOUT, headers=bearer(tokens["access_token"]))).status_code == 204
     refreshed = await client.post(REFRESH, json={"refresh_token": tokens["refresh_token"]})
     assert refreshed.status_code == 401
+    assert refreshed.json()["code"] == "invalid-refresh-token"
 
 
 async def test_password_change_ends_every_other_session(
@@ -131,13 +136,20 @@ async def test_password_change_ends_every_other_session(
         headers=bearer(phone["access_token"]),
     )
     assert changed.status_code == 204
-    assert (await client.get(ME, headers=bearer(laptop["access_token"]))).status_code == 401
-    assert (await client.get(ME, headers=bearer(phone["access_token"]))).status_code == 200
-    assert (await login(client, EMAIL)).status_code == 401
+    assert changed.content == b""
+    ended = await client.get(ME, headers=bearer(laptop["access_token"]))
+    assert ended.json()["code"] == "not-authenticated"
+    laptop_refresh = await client.post(REFRESH, json={"refresh_token": laptop["refresh_token"]})
+    assert laptop_refresh.json()["code"] == "invalid-refresh-token"
+    kept = await client.get(ME, headers=bearer(phone["access_token"]))
+    assert kept.json()["id"] == str(user_id)
+    assert (await login(client, EMAIL)).json()["code"] == "invalid-credentials"
     assert (await login(client, EMAIL, NEW_PASSWORD)).status_code == 200
     actions = await audit_actions(db_session, entity_id=user_id)
     assert "user.password_changed" in actions
     assert "auth.session_revoked" in actions
+    revoked = await audit_changes(db_session, action="auth.session_revoked")
+    assert revoked == [{"after": {"sessions_ended": 1, "reason": "password_changed"}}]
 
 
 async def test_password_change_needs_the_current_password_and_a_good_new_one(

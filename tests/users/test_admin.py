@@ -55,6 +55,13 @@ async def test_create_rejects_duplicates_weak_passwords_and_unknown_roles(
         headers=admin_headers,
     )
     assert weak.status_code == 422
+    assert weak.json()["errors"] == [
+        {
+            "field": "password",
+            "message": "Use at least 15 characters.",
+            "type": "password_policy",
+        }
+    ]
     role = await client.post(
         USERS, json={**NEW, "email": "other@example.com", "role": "root"}, headers=admin_headers
     )
@@ -75,6 +82,7 @@ async def test_get_returns_the_user_and_its_etag_or_404(
     assert missing.json()["code"] == "user-not-found"
     malformed = await client.get(f"{USERS}/not-a-uuid", headers=admin_headers)
     assert malformed.status_code == 422
+    assert [e["field"] for e in malformed.json()["errors"]] == ["user_id"]
 
 
 async def _names(client: AsyncClient, headers: dict[str, str], **params: Any) -> list[str]:
@@ -137,6 +145,7 @@ async def test_admin_changes_name_and_role_under_if_match(
     url = f"{USERS}/{user_id}"
     missing = await client.patch(url, json={"role": "manager"}, headers=admin_headers)
     assert missing.status_code == 428
+    assert missing.json()["code"] == "precondition-required"
     changed = await client.patch(
         url, json={"role": "manager", "full_name": "Dana D."}, headers=_if_match(admin_headers, 1)
     )
@@ -146,6 +155,7 @@ async def test_admin_changes_name_and_role_under_if_match(
     assert changed.headers["etag"] == '"2"'
     stale = await client.patch(url, json={"role": "admin"}, headers=_if_match(admin_headers, 1))
     assert stale.status_code == 412
+    assert stale.json()["code"] == "stale-version"
     assert await audit_actions(db_session, entity_id=user_id) == [
         "user.updated",
         "user.role_changed",
@@ -156,6 +166,7 @@ async def test_admin_changes_name_and_role_under_if_match(
         f"{USERS}/{uuid.uuid4()}", json={"role": "admin"}, headers=_if_match(admin_headers, 1)
     )
     assert missing_user.status_code == 404
+    assert missing_user.json()["code"] == "user-not-found"
 
 
 async def test_deactivation_ends_every_session_and_reactivation_allows_login(
@@ -189,7 +200,9 @@ async def test_deactivation_ends_every_session_and_reactivation_allows_login(
         "/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}
     )
     assert refreshed.status_code == 401
-    assert (await login(client, "leaver@example.com")).status_code == 401
+    refused = await login(client, "leaver@example.com")
+    assert refused.status_code == 401
+    assert refused.json()["code"] == "invalid-credentials"
     # Accounts are never deleted: the admin can still read it.
     still = await client.get(f"{USERS}/{user_id}", headers=admin_headers)
     assert still.json()["is_active"] is False
@@ -211,6 +224,7 @@ async def test_deactivate_needs_if_match(
     user_id = await create_user()
     missing = await client.delete(f"{USERS}/{user_id}", headers=admin_headers)
     assert missing.status_code == 428
+    assert missing.json()["code"] == "precondition-required"
     stale = await client.delete(f"{USERS}/{user_id}", headers=_if_match(admin_headers, 7))
     assert stale.status_code == 412
     assert stale.json()["code"] == "stale-version"
@@ -227,8 +241,10 @@ async def test_the_last_active_admin_cannot_be_demoted_or_deactivated(
     assert demoted.json()["code"] == "last-admin"
     deactivated = await client.delete(url, headers=_if_match(headers, 1))
     assert deactivated.status_code == 409
+    assert deactivated.json()["code"] == "last-admin"
     renamed = await client.patch(url, json={"full_name": "Root"}, headers=_if_match(headers, 1))
     assert renamed.status_code == 200
+    assert (renamed.json()["full_name"], renamed.json()["role"]) == ("Root", "admin")
 
     second = await create_user(role=Role.ADMIN)
     await create_user(role=Role.ADMIN, active=False)
@@ -236,11 +252,14 @@ async def test_the_last_active_admin_cannot_be_demoted_or_deactivated(
     assert allowed.status_code == 200
     assert allowed.json()["role"] == "manager"
     # The demoted admin has lost admin rights at once, token or not.
-    assert (await client.get(USERS, headers=headers)).status_code == 403
+    refused = await client.get(USERS, headers=headers)
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "role-forbidden"
     last = await client.delete(
         f"{USERS}/{second}", headers=_if_match(await auth_headers(second), 1)
     )
     assert last.status_code == 409
+    assert last.json()["code"] == "last-admin"
 
 
 async def test_a_sign_up_racing_for_the_same_email_gets_409_not_500(

@@ -33,6 +33,7 @@ async def test_two_updates_with_the_same_etag_exactly_one_wins(
     )
     statuses = sorted(a.status_code for a in answers)
     assert statuses == [200, 412, 412]
+    assert [a.json()["code"] for a in answers if a.status_code == 412] == ["stale-version"] * 2
     winner = next(a for a in answers if a.status_code == 200)
     final = await committed_client.get(f"{USERS}/{target}", headers=admin)
     assert final.json()["full_name"] == winner.json()["full_name"]

@@ -1,5 +1,7 @@
 """UserService rules that HTTP cannot reach deterministically."""
 
+import uuid
+
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
@@ -7,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.users.dependencies import build_user_service
 from app.users.schemas import AdminUpdate
-from app.users.service import StaleVersion
+from app.users.service import StaleVersion, UserNotFound
 from tests.conftest import CreateUser
 
 
@@ -23,4 +25,17 @@ async def test_a_change_committed_between_read_and_write_is_refused(
     # Another writer moves the row on; this session still holds version 1 in memory.
     await db_session.execute(text("UPDATE users SET version = 2 WHERE id = :id"), {"id": user_id})
     with pytest.raises(StaleVersion, match="changed concurrently"):
-        await users.update_by_admin(user_id=user_id, version=1, data=AdminUpdate(full_name="After"))
+        await users.update_by_admin(
+            user_id=user_id, if_match=frozenset({1}), data=AdminUpdate(full_name="After")
+        )
+
+
+async def test_locking_the_credentials_of_an_unknown_user_is_a_404(
+    app: FastAPI, db_session: AsyncSession
+) -> None:
+    users = build_user_service(
+        db_session, hasher=app.state.password_hasher, settings=app.state.settings
+    )
+    with pytest.raises(UserNotFound) as missing:
+        await users.lock_credentials(user_id=uuid.uuid4())
+    assert missing.value.code == "user-not-found"
