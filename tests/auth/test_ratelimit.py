@@ -38,7 +38,7 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[RateLimitSett
     await RateLimiter(settings).storage.reset()
 
 
-def _assert_limited(response: Response, policy: str, quota: int) -> None:
+def assert_limited(response: Response, policy: str, quota: int) -> None:
     assert response.status_code == 429, response.text
     assert response.headers["content-type"] == "application/problem+json"
     body = response.json()
@@ -66,7 +66,7 @@ async def test_login_budget_per_ip_answers_429_with_headers(
     assert failed.headers["ratelimit"].startswith('"credentials";r=1;t=')
     assert failed.headers["www-authenticate"] == "Bearer"
     assert (await login(client, EMAIL)).status_code == 200
-    _assert_limited(await login(client, EMAIL), "credentials", 3)
+    assert_limited(await login(client, EMAIL), "credentials", 3)
 
 
 async def test_every_auth_route_shares_the_general_budget(
@@ -77,7 +77,7 @@ async def test_every_auth_route_shares_the_general_budget(
     for _ in range(2):
         response = await client.post(REFRESH, json={"refresh_token": "nope"})
         assert response.status_code == 401
-    _assert_limited(await client.post(REFRESH, json={"refresh_token": "nope"}), "auth", 2)
+    assert_limited(await client.post(REFRESH, json={"refresh_token": "nope"}), "auth", 2)
 
 
 async def test_each_client_ip_has_its_own_budget(
@@ -90,7 +90,7 @@ async def test_each_client_ip_has_its_own_budget(
     one = {"X-Forwarded-For": "203.0.113.1"}
     two = {"X-Forwarded-For": "203.0.113.2"}
     assert (await login(client, "a@example.com", headers=one)).status_code == 401
-    _assert_limited(await login(client, "a@example.com", headers=one), "credentials", 1)
+    assert_limited(await login(client, "a@example.com", headers=one), "credentials", 1)
     other = await login(client, "a@example.com", headers=two)
     assert other.json()["code"] == "invalid-credentials"
 
@@ -102,8 +102,8 @@ async def test_redis_budgets_are_shared_between_processes(build_app: BuildApp) -
         _, second = await build_app(rate_limit=shared)
         assert (await login(first, "x@example.com")).status_code == 401
         assert (await login(second, "x@example.com")).status_code == 401
-        _assert_limited(await login(first, "x@example.com"), "credentials", 2)
-        _assert_limited(await login(second, "x@example.com"), "credentials", 2)
+        assert_limited(await login(first, "x@example.com"), "credentials", 2)
+        assert_limited(await login(second, "x@example.com"), "credentials", 2)
     finally:
         await RateLimiter(shared).storage.reset()
 
@@ -114,7 +114,7 @@ async def test_memory_budgets_are_per_process(build_app: BuildApp) -> None:
     _, second = await build_app(rate_limit=alone)
     assert (await login(first, "x@example.com")).status_code == 401
     assert (await login(second, "x@example.com")).json()["code"] == "invalid-credentials"
-    _assert_limited(await login(first, "x@example.com"), "credentials", 1)
+    assert_limited(await login(first, "x@example.com"), "credentials", 1)
 
 
 async def test_unreachable_redis_fails_open(build_app: BuildApp) -> None:
@@ -166,4 +166,4 @@ async def test_confirming_an_email_change_spends_the_credentials_budget(
     assert wrong.status_code == 403
     assert wrong.json()["code"] == "current-password-invalid"
     assert wrong.headers["ratelimit"].startswith('"credentials";r=0;t=')
-    _assert_limited(await client.patch(ME, json=change, headers=headers), "credentials", 1)
+    assert_limited(await client.patch(ME, json=change, headers=headers), "credentials", 1)

@@ -162,7 +162,7 @@ async def test_unknown_missing_and_idle_or_expired_sessions_are_refused(
         .where(AuthSession.id == idle_session.id)
         .values(last_used_at=datetime.now(UTC) - timedelta(days=1, seconds=1))
     )
-    await _assert_session_over(client, idle)
+    await assert_session_over(client, idle)
 
     old = await _tokens(client)
     old_session = await _session_of(db_session, old["refresh_token"])
@@ -171,7 +171,7 @@ async def test_unknown_missing_and_idle_or_expired_sessions_are_refused(
         .where(AuthSession.id == old_session.id)
         .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
     )
-    await _assert_session_over(client, old)
+    await assert_session_over(client, old)
 
 
 async def test_refreshing_keeps_a_session_alive_but_never_past_its_absolute_end(
@@ -197,10 +197,10 @@ async def test_refreshing_keeps_a_session_alive_but_never_past_its_absolute_end(
         .where(AuthSession.id == auth_session.id)
         .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
     )
-    await _assert_session_over(client, tokens)
+    await assert_session_over(client, tokens)
 
 
-async def _assert_session_over(client: AsyncClient, tokens: dict[str, str]) -> None:
+async def assert_session_over(client: AsyncClient, tokens: dict[str, str]) -> None:
     refreshed = await client.post(REFRESH, json={"refresh_token": tokens["refresh_token"]})
     assert refreshed.status_code == 401
     assert refreshed.json()["code"] == "invalid-refresh-token"

@@ -67,7 +67,7 @@ async def live_ids(
     return await _session_of(headers, app)
 
 
-async def _assert_rejected(client: AsyncClient, token: str) -> None:
+async def assert_rejected(client: AsyncClient, token: str) -> None:
     response = await client.get(ME, headers=bearer(token))
     assert response.status_code == 401, response.text
     assert response.headers["www-authenticate"] == "Bearer"
@@ -90,7 +90,7 @@ async def test_alg_none_is_rejected(
 ) -> None:
     header = _b64(json.dumps({"alg": "none", "typ": "at+jwt", "kid": "k1"}).encode())
     payload = _b64(json.dumps(_claims(*live_ids)).encode())
-    await _assert_rejected(client, f"{header}.{payload}.")
+    await assert_rejected(client, f"{header}.{payload}.")
 
 
 @pytest.mark.parametrize(("alg", "digest"), [("RS256", "sha256"), ("HS512", "sha512")])
@@ -105,14 +105,14 @@ async def test_other_algorithms_are_rejected_even_when_keyed_with_the_secret(
         TEST_SECRET.encode(),
         digest,
     )
-    await _assert_rejected(client, token)
+    await assert_rejected(client, token)
 
 
 async def test_embedded_key_header_is_rejected(
     client: AsyncClient, live_ids: tuple[uuid.UUID, uuid.UUID]
 ) -> None:
     token = _hs256(_claims(*live_ids), jwk={"kty": "oct", "k": _b64(b"attacker")})
-    await _assert_rejected(client, token)
+    await assert_rejected(client, token)
 
 
 @pytest.mark.parametrize(
@@ -136,7 +136,7 @@ async def test_embedded_key_header_is_rejected(
 async def test_bad_claims_are_rejected(
     client: AsyncClient, live_ids: tuple[uuid.UUID, uuid.UUID], overrides: dict[str, Any]
 ) -> None:
-    await _assert_rejected(client, _hs256(_claims(*live_ids, **overrides)))
+    await assert_rejected(client, _hs256(_claims(*live_ids, **overrides)))
 
 
 async def test_tampered_signature_and_payload_are_rejected(
@@ -145,9 +145,9 @@ async def test_tampered_signature_and_payload_are_rejected(
     token = _hs256(_claims(*live_ids))
     header, payload, signature = token.split(".")
     flipped = ("A" if signature[0] != "A" else "B") + signature[1:]
-    await _assert_rejected(client, f"{header}.{payload}.{flipped}")
+    await assert_rejected(client, f"{header}.{payload}.{flipped}")
     other = _b64(json.dumps(_claims(*live_ids, role="admin", jti="x")).encode())
-    await _assert_rejected(client, f"{header}.{other}.{signature}")
+    await assert_rejected(client, f"{header}.{other}.{signature}")
 
 
 async def test_wrong_key_and_unknown_key_id_are_rejected(
@@ -159,15 +159,15 @@ async def test_wrong_key_and_unknown_key_id_are_rejected(
         algorithm="HS256",
         headers={"kid": "k1", "typ": "at+jwt"},
     )
-    await _assert_rejected(client, forged)
-    await _assert_rejected(client, _hs256(_claims(*live_ids), kid="k9"))
+    await assert_rejected(client, forged)
+    await assert_rejected(client, _hs256(_claims(*live_ids), kid="k9"))
 
 
 async def test_other_token_types_are_rejected(
     client: AsyncClient, live_ids: tuple[uuid.UUID, uuid.UUID]
 ) -> None:
-    await _assert_rejected(client, _hs256(_claims(*live_ids), typ="refresh+jwt"))
-    await _assert_rejected(client, _hs256(_claims(*live_ids), typ="JWT"))
+    await assert_rejected(client, _hs256(_claims(*live_ids), typ="refresh+jwt"))
+    await assert_rejected(client, _hs256(_claims(*live_ids), typ="JWT"))
 
 
 async def test_refresh_token_used_as_access_token_is_rejected(
@@ -177,7 +177,7 @@ async def test_refresh_token_used_as_access_token_is_rejected(
     await create_user(email=email)
     tokens = (await login(client, email)).json()
     assert tokens["refresh_token"]
-    await _assert_rejected(client, tokens["refresh_token"])
+    await assert_rejected(client, tokens["refresh_token"])
     assert (await client.get(ME, headers=bearer(tokens["access_token"]))).status_code == 200
 
 
