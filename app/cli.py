@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from alembic import command
@@ -15,10 +16,11 @@ from alembic.config import Config
 from pydantic import ValidationError
 
 from app import devdb
-from app.core.config import get_settings
+from app.core.config import Settings, get_settings
 from app.core.logging import configure_logging
 
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
+APP_FACTORY = "app.factory:create_app"
 ADMIN_PASSWORD_ENV = "ROOMBOOK_ADMIN_PASSWORD"  # noqa: S105 - the variable's name
 
 
@@ -62,36 +64,35 @@ def cmd_makemigration(args: argparse.Namespace) -> None:
     command.revision(alembic_config(), message=args.message, autogenerate=True)
 
 
+def server_options(settings: Settings, *, reload: bool) -> dict[str, Any]:
+    """The uvicorn options `run` (with `reload`) and `serve` start the app with."""
+    server = settings.server
+    return {
+        "factory": True,
+        "host": server.host,
+        "port": server.port,
+        "reload": reload,
+        "reload_dirs": ["app"] if reload else None,
+        "workers": None if reload else server.workers,
+        # Roombook's edge middleware is the one place that believes X-Forwarded-For, and only
+        # from HTTP__TRUSTED_PROXIES; uvicorn's own proxy handling trusts loopback by default.
+        "proxy_headers": False,
+        "access_log": False,
+        "log_config": None,
+    }
+
+
 def cmd_run(args: argparse.Namespace) -> None:
     """Provide a database, migrate, and serve with auto-reload for development."""
     provide_database()
     command.upgrade(alembic_config(), "head")
-    server = get_settings().server
-    uvicorn.run(
-        "app.main:app",
-        host=server.host,
-        port=server.port,
-        reload=True,
-        reload_dirs=["app"],
-        access_log=False,
-        log_config=None,
-    )
+    uvicorn.run(APP_FACTORY, **server_options(get_settings(), reload=True))
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
-    """Serve like production: no reload, several workers, proxy headers honoured."""
+    """Serve like production: no reload, `SERVER__WORKERS` worker processes."""
     provide_database()
-    settings = get_settings()
-    uvicorn.run(
-        "app.main:app",
-        host=settings.server.host,
-        port=settings.server.port,
-        workers=settings.server.workers,
-        proxy_headers=True,
-        forwarded_allow_ips=",".join(settings.http.trusted_proxies) or "127.0.0.1",
-        access_log=False,
-        log_config=None,
-    )
+    uvicorn.run(APP_FACTORY, **server_options(get_settings(), reload=False))
 
 
 def cmd_db_start(args: argparse.Namespace) -> None:

@@ -1,9 +1,10 @@
 """Roombook settings, read from the environment and `.env` with `__` between nested groups."""
 
 from functools import lru_cache
+from ipaddress import ip_network
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Environment = Literal["development", "test", "production"]
@@ -76,7 +77,14 @@ class HttpSettings(BaseModel):
     docs_enabled: bool | None = None
     """Serve /docs, /redoc and /openapi.json; unset means on except in production."""
     trusted_proxies: list[str] = []
-    """Peers whose `X-Forwarded-For` is believed (IP addresses or CIDR networks)."""
+    """Peers whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed (IPs or CIDR networks)."""
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            ip_network(entry, strict=False)
+        return value
 
 
 class ServerSettings(BaseModel):

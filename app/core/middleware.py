@@ -27,25 +27,43 @@ access_log = structlog.get_logger("roombook.access")
 error_log = structlog.get_logger("roombook.error")
 
 
-def client_ip(scope: Scope, trusted_proxies: list[str]) -> str | None:
-    """Return the caller's address, believing `X-Forwarded-For` only from trusted proxies."""
-    peer = scope["client"][0] if scope.get("client") else None
-    networks = [ip_network(p, strict=False) for p in trusted_proxies]
+class ProxyTrust:
+    """Which peers may speak for the client through `X-Forwarded-For` and `-Proto`.
 
-    def trusted(address: str | None) -> bool:
+    This is the only place that reads forwarded headers (uvicorn's own proxy handling is
+    off): with no trusted proxies, no forwarded header is believed from anyone.
+    """
+
+    def __init__(self, trusted_proxies: list[str]) -> None:
+        self.networks = [ip_network(p, strict=False) for p in trusted_proxies]
+
+    def trusts(self, address: str | None) -> bool:
+        """Whether an address is one of the trusted proxies."""
         try:
-            return address is not None and any(ip_address(address) in n for n in networks)
+            return address is not None and any(ip_address(address) in n for n in self.networks)
         except ValueError:
             return False
 
-    if not trusted(peer):
-        return peer
-    forwarded = Headers(scope=scope).get("x-forwarded-for", "")
-    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
-    for hop in reversed(hops):
-        if not trusted(hop):
-            return hop
-    return hops[0] if hops else peer
+    def client_ip(self, scope: Scope) -> str | None:
+        """The caller's address: the rightmost hop no trusted proxy vouches for."""
+        peer = scope["client"][0] if scope.get("client") else None
+        if not self.trusts(peer):
+            return peer
+        forwarded = Headers(scope=scope).get("x-forwarded-for", "")
+        hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+        for hop in reversed(hops):
+            if not self.trusts(hop):
+                return hop
+        return hops[0] if hops else peer
+
+    def scheme(self, scope: Scope) -> str:
+        """The scheme the client used: the nearest trusted proxy's `X-Forwarded-Proto`."""
+        own: str = scope.get("scheme", "http")
+        peer = scope["client"][0] if scope.get("client") else None
+        if not self.trusts(peer):
+            return own
+        claimed = Headers(scope=scope).get("x-forwarded-proto", "").split(",")[-1].strip()
+        return claimed.lower() if claimed.lower() in ("http", "https") else own
 
 
 class RequestContextMiddleware:
@@ -57,7 +75,7 @@ class RequestContextMiddleware:
 
     def __init__(self, app: ASGIApp, *, trusted_proxies: list[str]) -> None:
         self.app = app
-        self.trusted_proxies = trusted_proxies
+        self.proxies = ProxyTrust(trusted_proxies)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run one request inside its own context."""
@@ -69,10 +87,12 @@ class RequestContextMiddleware:
         request_id = offered if REQUEST_ID_PATTERN.fullmatch(offered) else uuid.uuid4().hex
         context = RequestContext(
             request_id=request_id,
-            client_ip=client_ip(scope, self.trusted_proxies),
+            client_ip=self.proxies.client_ip(scope),
             user_agent=headers.get("user-agent", "")[:256] or None,
         )
         start_context(context)
+        # Behind a TLS-terminating proxy the URL (and the same-origin check) needs https.
+        scope["scheme"] = self.proxies.scheme(scope)
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)

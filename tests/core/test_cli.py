@@ -183,36 +183,34 @@ def test_run_migrates_and_serves_with_reload(
     cli.main(["run"])
     assert [call[1] for call in upgrades] == ["head"]
     [(target, options)] = served
-    assert target == "app.main:app"
+    assert target == cli.APP_FACTORY
+    assert options == cli.server_options(get_settings(), reload=True)
     assert options["reload"] is True
+    assert options["factory"] is True
     assert options["port"] == 8123
     assert options["host"] == "127.0.0.1"
     assert options["log_config"] is None
 
 
-def test_serve_runs_workers_behind_trusted_proxies(
-    monkeypatch: pytest.MonkeyPatch, database_url: str
-) -> None:
+def test_serve_runs_workers(monkeypatch: pytest.MonkeyPatch, database_url: str) -> None:
     monkeypatch.setenv("DATABASE__URL", database_url)
     monkeypatch.setenv("SERVER__WORKERS", "3")
-    monkeypatch.setenv("HTTP__TRUSTED_PROXIES", '["10.0.0.0/8", "192.168.1.1"]')
     served = record_calls(monkeypatch, uvicorn, "run")
     cli.main(["serve"])
     [(target, options)] = served
-    assert target == "app.main:app"
+    assert target == cli.APP_FACTORY
+    assert options == cli.server_options(get_settings(), reload=False)
     assert options["workers"] == 3
-    assert options["proxy_headers"] is True
-    assert options["forwarded_allow_ips"] == "10.0.0.0/8,192.168.1.1"
-    assert "reload" not in options
+    assert options["reload"] is False
 
 
-def test_serve_trusts_only_localhost_by_default(
-    monkeypatch: pytest.MonkeyPatch, database_url: str
+@pytest.mark.parametrize("reload", [True, False])
+def test_uvicorn_never_reads_forwarded_headers_itself(
+    monkeypatch: pytest.MonkeyPatch, reload: bool
 ) -> None:
-    monkeypatch.setenv("DATABASE__URL", database_url)
-    served = record_calls(monkeypatch, uvicorn, "run")
-    cli.main(["serve"])
-    assert served[0][1]["forwarded_allow_ips"] == "127.0.0.1"
+    # Even with proxies configured, Roombook's middleware alone decides what to believe.
+    monkeypatch.setenv("HTTP__TRUSTED_PROXIES", '["10.0.0.0/8"]')
+    assert cli.server_options(get_settings(), reload=reload)["proxy_headers"] is False
 
 
 def test_db_start_leaves_a_configured_server_alone(

@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from httpx import AsyncClient
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 from starlette.types import Message, Receive, Scope, Send
 
 from app.core.config import HttpSettings, SecuritySettings, Settings
@@ -18,8 +18,8 @@ from app.core.middleware import (
     DOCS_CSP,
     BodySizeLimitMiddleware,
     BodyTooLarge,
+    ProxyTrust,
     _no_receive,
-    client_ip,
     host_name,
     send_problem,
 )
@@ -36,12 +36,13 @@ def add_routes(app: FastAPI) -> None:
     """Routes that show the request context and fail on purpose."""
 
     @app.get("/context")
-    async def context() -> dict[str, str | None]:
+    async def context(request: Request) -> dict[str, str | None]:
         seen = current_context()
         return {
             "request_id": seen.request_id,
             "client_ip": seen.client_ip,
             "user_agent": seen.user_agent,
+            "url": str(request.url),
         }
 
     @app.get("/crash")
@@ -291,10 +292,19 @@ def test_host_name_strips_the_port_but_keeps_ipv6_brackets(header: str, expected
     assert host_name(header) == expected
 
 
-def scope_from(peer: str | None, forwarded: str | None = None) -> dict[str, Any]:
-    """A minimal HTTP scope from a peer address and an X-Forwarded-For header."""
+def scope_from(
+    peer: str | None, forwarded: str | None = None, proto: str | None = None
+) -> dict[str, Any]:
+    """A minimal HTTP scope from a peer address and X-Forwarded-For/-Proto headers."""
     headers = [(b"x-forwarded-for", forwarded.encode())] if forwarded is not None else []
-    return {"type": "http", "client": (peer, 50000) if peer else None, "headers": headers}
+    if proto is not None:
+        headers.append((b"x-forwarded-proto", proto.encode()))
+    return {
+        "type": "http",
+        "scheme": "http",
+        "client": (peer, 50000) if peer else None,
+        "headers": headers,
+    }
 
 
 @pytest.mark.parametrize(
@@ -318,7 +328,31 @@ def scope_from(peer: str | None, forwarded: str | None = None) -> dict[str, Any]
 def test_client_ip(
     peer: str | None, forwarded: str | None, trusted: list[str], expected: str | None
 ) -> None:
-    assert client_ip(scope_from(peer, forwarded), trusted) == expected
+    assert ProxyTrust(trusted).client_ip(scope_from(peer, forwarded)) == expected
+
+
+@pytest.mark.parametrize(
+    ("peer", "proto", "trusted", "expected"),
+    [
+        ("10.0.0.5", "https", ["10.0.0.0/8"], "https"),
+        ("10.0.0.5", "http, HTTPS", ["10.0.0.0/8"], "https"),
+        ("10.0.0.5", None, ["10.0.0.0/8"], "http"),
+        ("10.0.0.5", "gopher", ["10.0.0.0/8"], "http"),
+        # An untrusted peer, loopback included, cannot claim https.
+        ("127.0.0.1", "https", [], "http"),
+        ("203.0.113.9", "https", ["10.0.0.0/8"], "http"),
+        (None, "https", ["10.0.0.0/8"], "http"),
+    ],
+)
+def test_forwarded_scheme(
+    peer: str | None, proto: str | None, trusted: list[str], expected: str
+) -> None:
+    assert ProxyTrust(trusted).scheme(scope_from(peer, proto=proto)) == expected
+
+
+def test_trusted_proxies_must_be_addresses_or_networks() -> None:
+    with pytest.raises(ValidationError, match="trusted_proxies"):
+        HttpSettings(trusted_proxies=["proxy.internal"])
 
 
 async def test_forwarded_for_is_believed_from_a_trusted_proxy(host_checked: FastAPI) -> None:
@@ -327,9 +361,20 @@ async def test_forwarded_for_is_believed_from_a_trusted_proxy(host_checked: Fast
     assert response.json()["client_ip"] == "198.51.100.23"
 
 
-async def test_forwarded_for_is_ignored_from_other_peers(client: AsyncClient) -> None:
-    response = await client.get("/context", headers={"X-Forwarded-For": "198.51.100.23"})
+async def test_forwarded_proto_from_a_trusted_proxy_makes_the_url_https(
+    host_checked: FastAPI,
+) -> None:
+    async with client_for(host_checked, base_url="http://api.roombook.dev") as client:
+        response = await client.get("/context", headers={"X-Forwarded-Proto": "https"})
+    assert response.json()["url"] == "https://api.roombook.dev/context"
+
+
+async def test_forwarded_headers_are_ignored_from_other_peers(client: AsyncClient) -> None:
+    response = await client.get(
+        "/context", headers={"X-Forwarded-For": "198.51.100.23", "X-Forwarded-Proto": "https"}
+    )
     assert response.json()["client_ip"] == "127.0.0.1"
+    assert response.json()["url"] == "http://testserver/context"
 
 
 async def test_body_limit_after_the_response_started_is_raised() -> None:

@@ -1,0 +1,102 @@
+"""uvicorn as `make run` and `make serve` configure it, started in-process on a free port."""
+
+import asyncio
+import os
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+import uvicorn
+from httpx import AsyncClient
+
+from app import cli, devdb
+from app.core.config import get_settings
+from tests.conftest import TEST_SECRET
+from tests.database import migrate
+from tests.factories import unique_email
+
+CREDENTIALS_BUDGET = 4
+PASSWORD = "correct horse battery staple on a long line"
+
+
+@pytest.fixture
+def server_environment(
+    monkeypatch: pytest.MonkeyPatch, fresh_settings: None, fresh_database_url: str
+) -> str:
+    """Test settings in the environment, as the CLI reads them, on a free port and no proxy."""
+    for name in list(os.environ):
+        if name == "ENVIRONMENT" or "__" in name:
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("ENVIRONMENT", "test")
+    monkeypatch.setenv("DATABASE__URL", fresh_database_url)
+    monkeypatch.setenv("SECURITY__JWT_SECRET", TEST_SECRET)
+    monkeypatch.setenv("SECURITY__ARGON2_TIME_COST", "1")
+    monkeypatch.setenv("SECURITY__ARGON2_MEMORY_KIB", "64")
+    monkeypatch.setenv("RATE_LIMIT__CREDENTIALS_PER_IP", f"{CREDENTIALS_BUDGET}/minute")
+    monkeypatch.setenv("SERVER__PORT", "0")
+    monkeypatch.setenv("HTTP__TRUSTED_PROXIES", "[]")
+    return fresh_database_url
+
+
+@asynccontextmanager
+async def running(config: uvicorn.Config) -> AsyncIterator[AsyncClient]:
+    """Serve a uvicorn config from a thread of its own; yield a client of it."""
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            assert thread.is_alive(), "uvicorn did not start"
+            await asyncio.sleep(0.02)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        async with AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            yield client
+    finally:
+        server.should_exit = True
+        await asyncio.to_thread(thread.join)
+
+
+@pytest.mark.parametrize("reload", [True, False], ids=["run", "serve"])
+async def test_forwarded_for_from_loopback_is_not_believed(
+    server_environment: str, reload: bool
+) -> None:
+    await migrate(server_environment)
+    config = uvicorn.Config(cli.APP_FACTORY, **cli.server_options(get_settings(), reload=reload))
+    email = unique_email()
+    async with running(config) as client:
+        registered = await client.post(
+            "/api/v1/auth/register",
+            json={"email": email, "password": PASSWORD, "full_name": "Spoofer"},
+            headers={"X-Forwarded-For": "198.51.100.1"},
+        )
+        assert registered.status_code == 201, registered.text
+        login = await client.post(
+            "/api/v1/auth/login",
+            data={"username": email, "password": PASSWORD},
+            headers={"X-Forwarded-For": "198.51.100.2"},
+        )
+        assert login.status_code == 200, login.text
+        # Every guess claims a new address; the budget is still the one of 127.0.0.1.
+        statuses = [
+            (
+                await client.post(
+                    "/api/v1/auth/login",
+                    data={"username": email, "password": "wrong password, guess number x"},
+                    headers={"X-Forwarded-For": f"198.51.100.{10 + n}"},
+                )
+            ).status_code
+            for n in range(15)
+        ]
+        sessions = await client.get(
+            "/api/v1/auth/sessions",
+            headers={"Authorization": f"Bearer {login.json()['access_token']}"},
+        )
+    assert statuses == [401] * (CREDENTIALS_BUDGET - 2) + [429] * (17 - CREDENTIALS_BUDGET)
+    assert [s["client_ip"] for s in sessions.json()] == ["127.0.0.1"]
+    connection = await devdb.connect(server_environment)
+    try:
+        recorded = await connection.fetch("SELECT DISTINCT client_ip FROM audit_events")
+    finally:
+        await connection.close()
+    assert [row["client_ip"] for row in recorded] == ["127.0.0.1"]
