@@ -6,7 +6,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import AwareDatetime
 from pydantic_core import to_json
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -18,6 +17,7 @@ from app.auth.dependencies import AdminUser
 from app.core.errors import ValidationFailed
 from app.core.openapi import problem_responses
 from app.core.pagination import Page, PageRequestDep
+from app.core.types import BoundedDatetime, SingleLine
 
 NDJSON = "application/x-ndjson"
 ACTION_PATTERN = r"^[a-z_]+\.([a-z_]+)?$"
@@ -33,17 +33,17 @@ def get_audit_filter(
     *,
     actor_id: uuid.UUID | None = None,
     action: Annotated[
-        str | None,
+        SingleLine | None,
         Query(
             max_length=64,
             pattern=ACTION_PATTERN,
             description="An exact action, or a prefix ending with `.` such as `booking.`.",
         ),
     ] = None,
-    entity_type: Annotated[str | None, Query(max_length=64)] = None,
-    entity_id: Annotated[str | None, Query(max_length=128)] = None,
-    since: Annotated[AwareDatetime | None, Query(description="Inclusive lower bound.")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="Exclusive upper bound.")] = None,
+    entity_type: Annotated[SingleLine | None, Query(max_length=64)] = None,
+    entity_id: Annotated[SingleLine | None, Query(max_length=128)] = None,
+    since: Annotated[BoundedDatetime | None, Query(description="Inclusive lower bound.")] = None,
+    until: Annotated[BoundedDatetime | None, Query(description="Exclusive upper bound.")] = None,
 ) -> AuditFilter:
     """Read and check the event filters from the query string."""
     errors = []

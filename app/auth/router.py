@@ -24,6 +24,7 @@ from app.auth.schemas import (
 from app.auth.service import InvalidRefreshToken, IssuedTokens, utc_now
 from app.core.config import Settings
 from app.core.openapi import problem_responses
+from app.core.types import SingleLine
 from app.users.schemas import PASSWORD_INPUT_MAX, UserRead
 
 REFRESH_COOKIE_PATH = "/api/v1/auth"
@@ -121,8 +122,8 @@ async def login(
     request: Request,
     response: Response,
     auth: AuthServiceDep,
-    username: Annotated[str, Form(max_length=254, description="The account's email.")],
-    password: Annotated[str, Form(max_length=PASSWORD_INPUT_MAX)],
+    username: Annotated[SingleLine, Form(max_length=254, description="The account's email.")],
+    password: Annotated[SingleLine, Form(max_length=PASSWORD_INPUT_MAX)],
     refresh_token_delivery: Annotated[
         Delivery,
         Form(description="`cookie` (browsers, default) or `body` (non-browser clients)."),

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core.types import SingleLine
 from app.users.schemas import Email, FullName, Password
 
 
@@ -32,7 +33,7 @@ class RefreshRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    refresh_token: str = Field(min_length=1, max_length=256)
+    refresh_token: SingleLine = Field(min_length=1, max_length=256)
 
 
 class PasswordChange(BaseModel):

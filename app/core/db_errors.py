@@ -1,4 +1,4 @@
-"""Map database failures to 503 problems and re-run requests hit by serialization failures."""
+"""Map database failures to 503 or 422 problems; re-run requests hit by serialization failures."""
 
 import asyncio
 import enum
@@ -8,7 +8,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import ServiceUnavailable
+from app.core.errors import AppError, ServiceUnavailable, ValidationFailed
 from app.core.middleware import send_problem
 
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
@@ -22,6 +22,7 @@ class DbFailure(enum.Enum):
 
     RETRY = "retry"
     UNAVAILABLE = "unavailable"
+    INVALID_DATA = "invalid_data"
     OTHER = "other"
 
 
@@ -36,15 +37,16 @@ def sqlstate_of(exc: BaseException) -> str | None:
 
 
 def classify(exc: BaseException) -> DbFailure:
-    """Decide whether an exception means retry, database unavailable, or neither."""
+    """Decide whether an exception means retry, database unavailable, unusable data, or other."""
     if isinstance(exc, DBAPIError):
         state = sqlstate_of(exc)
         if state in RETRYABLE_SQLSTATES:
             return DbFailure.RETRY
-        if exc.connection_invalidated or state in UNAVAILABLE_SQLSTATES:
+        state_class = (state or "")[:2]
+        if exc.connection_invalidated or state in UNAVAILABLE_SQLSTATES or state_class == "08":
             return DbFailure.UNAVAILABLE
-        if state is not None and state.startswith("08"):
-            return DbFailure.UNAVAILABLE
+        if state_class == "22":  # data exception: the value itself is unusable
+            return DbFailure.INVALID_DATA
         return DbFailure.OTHER
     if isinstance(exc, PoolTimeoutError | TimeoutError | OSError):
         return DbFailure.UNAVAILABLE
@@ -53,6 +55,9 @@ def classify(exc: BaseException) -> DbFailure:
 
 class DatabaseErrorMiddleware:
     """Re-run a request after a serialization failure or deadlock; answer 503 when the DB is down.
+
+    A data exception (SQLSTATE class 22: a value PostgreSQL cannot store or convert) is the
+    caller's input, so it answers 422; the input types should have refused it earlier.
 
     The body is buffered (it is already size-limited) so a retry sees it again. Each
     attempt gets a fresh session and transaction from the session dependency.
@@ -88,12 +93,18 @@ class DatabaseErrorMiddleware:
                     log.warning("transaction conflict, retrying", attempt=attempt)
                     await asyncio.sleep(0.01 * 2**attempt)
                     continue
-                log.warning("database unavailable", error=type(exc).__name__, failure=failure.value)
-                await send_problem(scope, send, _unavailable(failure))
+                log.warning(
+                    "database refused the request", error=type(exc).__name__, failure=failure.value
+                )
+                await send_problem(scope, send, _problem(failure))
                 return
 
 
-def _unavailable(failure: DbFailure) -> ServiceUnavailable:
+def _problem(failure: DbFailure) -> AppError:
+    if failure is DbFailure.INVALID_DATA:
+        return ValidationFailed(
+            [], detail="The request contains a value the database cannot store or compare."
+        )
     if failure is DbFailure.RETRY:
         return ServiceUnavailable("The request kept conflicting with concurrent changes.")
     return ServiceUnavailable("The database is unavailable.")

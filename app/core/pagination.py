@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from app.core.errors import ValidationFailed
+from app.core.types import SingleLine
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -87,7 +88,7 @@ class CursorCodec:
 def get_page_request(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    cursor: Annotated[SingleLine | None, Query(max_length=512)] = None,
 ) -> PageRequest:
     """Read `limit` and `cursor` from the query string."""
     codec: CursorCodec = request.app.state.cursor_codec

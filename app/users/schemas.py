@@ -8,6 +8,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
+from app.core.types import NoControlCharacters, SingleLine
+
 PASSWORD_INPUT_MAX = 1024
 """Raw input cap before normalisation; the policy then enforces the real maximum (128)."""
 
@@ -25,9 +27,13 @@ def normalise_email(value: str) -> str:
     return value.strip().lower()
 
 
-Email = Annotated[EmailStr, Field(max_length=254), AfterValidator(normalise_email)]
-FullName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Password = Annotated[str, Field(min_length=1, max_length=PASSWORD_INPUT_MAX)]
+Email = Annotated[
+    EmailStr, NoControlCharacters(), Field(max_length=254), AfterValidator(normalise_email)
+]
+FullName = Annotated[
+    SingleLine, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
+]
+Password = Annotated[SingleLine, Field(min_length=1, max_length=PASSWORD_INPUT_MAX)]
 
 
 class UserRead(BaseModel):

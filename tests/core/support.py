@@ -129,3 +129,12 @@ class DatabaseProxy:
         self._pipes.clear()
         await self._server.wait_closed()
         self._server = None
+
+
+def assert_invalid_fields(response: Response, *fields: str) -> list[dict[str, Any]]:
+    """Check a 422 problem that names exactly these fields; return its `errors`."""
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    errors: list[dict[str, Any]] = response.json()["errors"]
+    assert {error["field"] for error in errors} == set(fields), errors
+    return errors

@@ -2,6 +2,7 @@
 
 import socket
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
 
 import pytest
@@ -23,6 +24,16 @@ from tests.core.support import assert_problem, serve
 
 RAISE_SQLSTATE = "DO $$ BEGIN RAISE EXCEPTION 'simulated' USING ERRCODE = '{state}'; END $$"
 INSERT_NOTE = text("INSERT INTO db_note (id, parent_id) VALUES (:id, :parent_id)")
+UNSTORABLE: dict[str, tuple[str, object]] = {
+    # Values no input type should let through; the backstop must still answer 422.
+    "nul": ("SELECT CAST(:value AS text)", "a\x00b"),  # 22021 from the server
+    "surrogate": ("SELECT CAST(:value AS text)", "a\ud800b"),  # 22000 from the driver
+    "overflow": (
+        "SELECT CAST(:value AS timestamptz)",
+        datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=14))),
+    ),
+    "raised": (RAISE_SQLSTATE.format(state="22008"), None),
+}
 
 
 class Note(BaseModel):
@@ -106,6 +117,13 @@ def add_routes(app: FastAPI) -> None:
         Attempts.seen.append(0)
         await session.execute(text("INSERT INTO db_note VALUES (5, 1)"))
         await session.execute(text(RAISE_SQLSTATE.format(state="40001")))
+
+    @app.post("/notes/unstorable/{kind}")
+    async def unstorable(kind: str, session: SessionDep) -> None:
+        Attempts.seen.append(0)
+        await session.execute(INSERT_NOTE, {"id": 6, "parent_id": 1})
+        statement, value = UNSTORABLE[kind]
+        await session.execute(text(statement), {"value": value} if value is not None else {})
 
     @app.get("/broken-sql")
     async def broken_sql(session: SessionDep) -> None:
@@ -205,6 +223,21 @@ async def test_other_database_errors_are_500_and_not_retried(client: AsyncClient
     assert_problem(response, status=500, code="internal-error", instance="/broken-sql")
     assert "no_such_table" not in response.text
     assert Attempts.seen == [0]
+
+
+@pytest.mark.parametrize("kind", sorted(UNSTORABLE))
+async def test_data_exception_is_422_not_500(
+    client: AsyncClient, engine: AsyncEngine, kind: str
+) -> None:
+    """SQLSTATE class 22 means the input was unusable: a 422, not retried, nothing kept."""
+    response = await client.post(f"/notes/unstorable/{kind}")
+    body = assert_problem(
+        response, status=422, code="validation-failed", instance=f"/notes/unstorable/{kind}"
+    )
+    assert body["errors"] == []
+    assert "timestamptz" not in response.text
+    assert Attempts.seen == [0]
+    assert await note_ids(engine) == []
 
 
 async def test_statement_timeout_setting_applies_to_connections(client: AsyncClient) -> None:
@@ -330,6 +363,8 @@ def dbapi_error(orig: BaseException, *, invalidated: bool = False) -> DBAPIError
         (dbapi_error(FakeDriverError("53300")), DbFailure.UNAVAILABLE),
         (dbapi_error(FakeDriverError("08006")), DbFailure.UNAVAILABLE),
         (dbapi_error(Exception("gone"), invalidated=True), DbFailure.UNAVAILABLE),
+        (dbapi_error(FakeDriverError("22021")), DbFailure.INVALID_DATA),
+        (dbapi_error(FakeDriverError("22P02")), DbFailure.INVALID_DATA),
         (dbapi_error(FakeDriverError("23505")), DbFailure.OTHER),
         (dbapi_error(Exception("no code")), DbFailure.OTHER),
         (ConnectionRefusedError(111, "Connection refused"), DbFailure.UNAVAILABLE),

@@ -1,0 +1,74 @@
+"""Auth input the database cannot store is refused with a 422 naming the field, never a 500."""
+
+import pytest
+from httpx import AsyncClient
+
+from tests.auth.conftest import LOGIN, PASSWORD, REFRESH, REGISTER
+from tests.conftest import DEFAULT_PASSWORD
+from tests.core.support import assert_invalid_fields
+
+NAME = "Nora Null"
+STRONG = "correct horse battery staple 42"
+
+
+@pytest.mark.parametrize(
+    ("form", "field"),
+    [
+        ({"username": "ab\x00c@example.org", "password": DEFAULT_PASSWORD}, "username"),
+        ({"username": "ab\x07c@example.org", "password": DEFAULT_PASSWORD}, "username"),
+        ({"username": "nora@example.org", "password": f"{DEFAULT_PASSWORD}\x00"}, "password"),
+    ],
+)
+async def test_login_form_refuses_control_characters(
+    client: AsyncClient, form: dict[str, str], field: str
+) -> None:
+    assert_invalid_fields(await client.post(LOGIN, data=form), field)
+
+
+async def test_login_form_refuses_percent_encoded_nul(client: AsyncClient) -> None:
+    body = f"username=ab%00c%40example.org&password={DEFAULT_PASSWORD.replace(' ', '+')}"
+    response = await client.post(
+        LOGIN, content=body, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert_invalid_fields(response, "username")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"email": "nora@example.org", "password": STRONG, "full_name": "No\x00ra"}, "full_name"),
+        ({"email": "nora@example.org", "password": STRONG, "full_name": "No\tra"}, "full_name"),
+        ({"email": "no\x00ra@example.org", "password": STRONG, "full_name": NAME}, "email"),
+        ({"email": "nora@example.org", "password": f"{STRONG}\x1b", "full_name": NAME}, "password"),
+    ],
+)
+async def test_register_refuses_control_characters(
+    client: AsyncClient, body: dict[str, str], field: str
+) -> None:
+    assert_invalid_fields(await client.post(REGISTER, json=body), field)
+
+
+async def test_register_refuses_a_lone_surrogate(client: AsyncClient) -> None:
+    # Valid JSON (an escaped lone surrogate) that asyncpg cannot encode as UTF-8.
+    raw = f'{{"email": "nora@example.org", "password": "{STRONG}", "full_name": "No\\ud800ra"}}'
+    response = await client.post(
+        REGISTER, content=raw, headers={"Content-Type": "application/json"}
+    )
+    assert_invalid_fields(response, "full_name")
+
+
+async def test_refresh_token_in_the_body_refuses_control_characters(client: AsyncClient) -> None:
+    assert_invalid_fields(
+        await client.post(REFRESH, json={"refresh_token": "abc\x00def"}), "refresh_token"
+    )
+
+
+async def test_password_change_refuses_control_characters(
+    client: AsyncClient, member_headers: dict[str, str]
+) -> None:
+    response = await client.post(
+        PASSWORD,
+        json={"current_password": DEFAULT_PASSWORD, "new_password": f"{STRONG}\x00"},
+        headers=member_headers,
+    )
+    assert_invalid_fields(response, "new_password")

@@ -1,0 +1,72 @@
+"""Every text input the API documents refuses control characters, as the core types enforce."""
+
+import re
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+
+from tests.core.test_openapi import operations
+
+NOT_TEXT_FORMATS = {"uuid", "date-time"}
+
+
+@pytest.fixture(scope="module")
+def document(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document of the application."""
+    return app.openapi()
+
+
+def resolve(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """Follow a `$ref` to its component schema."""
+    while "$ref" in schema:
+        schema = document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    return schema
+
+
+def text_schemas(
+    document: dict[str, Any], schema: dict[str, Any], where: str
+) -> list[tuple[str, dict[str, Any]]]:
+    """Every string schema inside a schema (through refs, unions and properties)."""
+    schema = resolve(document, schema)
+    found: list[tuple[str, dict[str, Any]]] = []
+    for option in schema.get("anyOf", []):
+        found += text_schemas(document, option, where)
+    for name, prop in schema.get("properties", {}).items():
+        found += text_schemas(document, prop, f"{where}.{name}")
+    if schema.get("type") == "string":
+        found.append((where, schema))
+    return found
+
+
+def inputs(document: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Every text input of every operation: query, path and cookie parameters and bodies."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    for path, method, operation in operations(document):
+        for parameter in operation.get("parameters", []):
+            # Header values cannot carry control characters through an HTTP server.
+            if parameter["in"] != "header":
+                where = f"{method} {path} {parameter['in']} {parameter['name']}"
+                found += text_schemas(document, parameter["schema"], where)
+        for media, content in operation.get("requestBody", {}).get("content", {}).items():
+            found += text_schemas(document, content["schema"], f"{method} {path} {media}")
+    return found
+
+
+def test_the_walk_finds_the_text_inputs(document: dict[str, Any]) -> None:
+    found = [where for where, _ in inputs(document)]
+    assert "get /api/v1/users query q" in found
+    assert "get /api/v1/audit/events/export query entity_id" in found
+    assert "post /api/v1/auth/login application/x-www-form-urlencoded.username" in found
+    assert "post /api/v1/auth/register application/json.full_name" in found
+    assert "patch /api/v1/users/me application/json.current_password" in found
+
+
+def test_every_text_input_refuses_control_characters(document: dict[str, Any]) -> None:
+    for where, schema in inputs(document):
+        if schema.get("format") in NOT_TEXT_FORMATS or "enum" in schema:
+            continue
+        pattern = schema.get("pattern")
+        assert pattern is not None, where
+        for character in ("\x00", "\x01", "\x1f"):
+            assert re.search(pattern, f"a{character}b") is None, (where, pattern)

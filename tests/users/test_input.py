@@ -1,0 +1,55 @@
+"""User input the database cannot store is refused with a 422 naming the field, never a 500."""
+
+import pytest
+from httpx import AsyncClient
+
+from tests.core.support import assert_invalid_fields
+
+USERS = "/api/v1/users"
+ME = f"{USERS}/me"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"full_name": "Mi\x00a"}, "full_name"),
+        ({"full_name": "Mia\r\nX-Injected: 1"}, "full_name"),
+        ({"email": "mia\x00@example.com", "current_password": "whatever it is 123"}, "email"),
+        ({"email": "mia2@example.com", "current_password": "pass\x00word"}, "current_password"),
+    ],
+)
+async def test_update_me_refuses_control_characters(
+    client: AsyncClient, member_headers: dict[str, str], body: dict[str, str], field: str
+) -> None:
+    response = await client.patch(ME, json=body, headers={**member_headers, "If-Match": '"1"'})
+    assert_invalid_fields(response, field)
+
+
+async def test_admin_create_and_update_refuse_control_characters(
+    client: AsyncClient, admin_headers: dict[str, str], member_headers: dict[str, str]
+) -> None:
+    created = await client.post(
+        USERS,
+        json={
+            "email": "x@example.com",
+            "full_name": "\x00",
+            "password": "a long enough password 123",
+        },
+        headers=admin_headers,
+    )
+    assert_invalid_fields(created, "full_name")
+    me = (await client.get(ME, headers=member_headers)).json()
+    updated = await client.patch(
+        f"{USERS}/{me['id']}",
+        json={"full_name": "a\x1fb"},
+        headers={**admin_headers, "If-Match": f'"{me["version"]}"'},
+    )
+    assert_invalid_fields(updated, "full_name")
+
+
+@pytest.mark.parametrize("query", ["q=a%00b", "q=a%0Ab", "cursor=abc%00"])
+async def test_list_filters_refuse_control_characters(
+    client: AsyncClient, admin_headers: dict[str, str], query: str
+) -> None:
+    response = await client.get(f"{USERS}?{query}", headers=admin_headers)
+    assert_invalid_fields(response, query.split("=", maxsplit=1)[0])
