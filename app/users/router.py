@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from app.auth.dependencies import AdminUser, CurrentUser, limit_credentials
 from app.core.openapi import problem_responses
 from app.core.pagination import Page, PageRequestDep
-from app.core.types import SingleLine
+from app.core.types import QueryFlag, SingleLine
 from app.users.dependencies import IfMatchVersions, UserServiceDep, etag
 from app.users.models import User
 from app.users.schemas import AdminUpdate, Role, SelfUpdate, UserCreate, UserFilter, UserRead
@@ -54,7 +54,7 @@ async def list_users(
     users: UserServiceDep,
     page: PageRequestDep,
     role: Role | None = None,
-    active: bool | None = None,
+    active: QueryFlag | None = None,
     q: Annotated[SingleLine | None, Query(min_length=1, max_length=100)] = None,
 ) -> Page[UserRead]:
     """Accounts, newest first, filtered by role, active flag and `q` (in email or name)."""

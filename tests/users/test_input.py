@@ -3,6 +3,7 @@
 import pytest
 from httpx import AsyncClient
 
+from tests.conftest import CreateUser
 from tests.core.support import assert_invalid_fields
 
 USERS = "/api/v1/users"
@@ -53,3 +54,30 @@ async def test_list_filters_refuse_control_characters(
 ) -> None:
     response = await client.get(f"{USERS}?{query}", headers=admin_headers)
     assert_invalid_fields(response, query.split("=", maxsplit=1)[0])
+
+
+@pytest.mark.parametrize("value", ["yes", "1", "on", "True", ""])
+async def test_active_flag_accepts_only_true_and_false(
+    client: AsyncClient, admin_headers: dict[str, str], value: str
+) -> None:
+    response = await client.get(USERS, params={"active": value}, headers=admin_headers)
+    assert_invalid_fields(response, "active")
+
+
+async def test_active_flag_filters_with_true_and_false(
+    client: AsyncClient, admin_headers: dict[str, str], create_user: CreateUser
+) -> None:
+    inactive = await create_user(active=False)
+    listed = {
+        value: {
+            u["id"]
+            for u in (
+                await client.get(
+                    USERS, params={"active": value, "limit": 100}, headers=admin_headers
+                )
+            ).json()["items"]
+        }
+        for value in ("true", "false")
+    }
+    assert str(inactive) in listed["false"]
+    assert str(inactive) not in listed["true"]
