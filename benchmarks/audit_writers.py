@@ -25,7 +25,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.audit.actions import AuditAction
+from app.audit.actions import AuditAction, AuditEntity
 from app.audit.repository import AuditRepository
 from app.audit.schemas import AuditFilter
 from app.audit.service import AuditService
@@ -67,7 +67,7 @@ async def audited_change(session: AsyncSession, writer: int, n: int) -> None:
     )
     await AuditService(session).record(
         action=AuditAction.BOOKING_CREATED,
-        entity_type="booking",
+        entity_type=AuditEntity.BOOKING,
         entity_id=row_id,
         after={"writer": writer, "n": n, "state": 1},
     )
@@ -131,7 +131,7 @@ def explain_cases(start: datetime, rows: int) -> dict[str, AuditFilter]:
         "action exact": AuditFilter(action="user.role_changed"),
         "action prefix booking.": AuditFilter(action="booking."),
         "action prefix room.": AuditFilter(action="room."),
-        "entity_type room": AuditFilter(entity_type="room"),
+        "entity_type room": AuditFilter(entity_type=AuditEntity.ROOM),
         "entity_id": AuditFilter(entity_id="e123"),
         "since": AuditFilter(since=middle),
         "until": AuditFilter(until=middle),

@@ -1,4 +1,7 @@
-"""The closed vocabulary of audited actions; append members, never rename them."""
+"""The closed vocabularies of the audit trail: actions and the kinds of thing they touch.
+
+Append members, never rename them: recorded entries keep the old values forever.
+"""
 
 # ruff: noqa: S105 - action names such as "user.password_changed" are not secrets.
 
@@ -31,3 +34,12 @@ class AuditAction(StrEnum):
     BOOKING_CREATED = "booking.created"
     BOOKING_UPDATED = "booking.updated"
     BOOKING_CANCELLED = "booking.cancelled"
+
+
+class AuditEntity(StrEnum):
+    """Every kind of thing an audit entry is filed under: one value per thing, never two."""
+
+    USER = "user"
+    AUTH_SESSION = "auth_session"
+    ROOM = "room"
+    BOOKING = "booking"

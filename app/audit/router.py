@@ -9,7 +9,7 @@ from fastapi.responses import StreamingResponse
 from pydantic_core import to_json
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.audit.actions import AuditAction
+from app.audit.actions import AuditAction, AuditEntity
 from app.audit.dependencies import AuditServiceDep
 from app.audit.schemas import AuditEventRead, AuditFilter, ChainReport
 from app.audit.service import AuditService
@@ -40,7 +40,7 @@ def get_audit_filter(
             description="An exact action, or a prefix ending with `.` such as `booking.`.",
         ),
     ] = None,
-    entity_type: Annotated[SingleLine | None, Query(max_length=64)] = None,
+    entity_type: AuditEntity | None = None,
     entity_id: Annotated[SingleLine | None, Query(max_length=128)] = None,
     since: Annotated[BoundedDatetime | None, Query(description="Inclusive lower bound.")] = None,
     until: Annotated[BoundedDatetime | None, Query(description="Exclusive upper bound.")] = None,

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from app.audit.actions import AuditEntity
+
 
 @dataclass(frozen=True, slots=True)
 class AuditFilter:
@@ -15,7 +17,7 @@ class AuditFilter:
     actor_id: uuid.UUID | None = None
     action: str | None = None
     """An exact action, or a prefix ending with `.` such as `booking.`."""
-    entity_type: str | None = None
+    entity_type: AuditEntity | None = None
     entity_id: str | None = None
     since: datetime | None = None
     """Inclusive lower bound on `occurred_at`."""

@@ -9,7 +9,7 @@ import structlog
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.audit.actions import AuditAction
+from app.audit.actions import AuditAction, AuditEntity
 from app.audit.chain import HASHED_FIELDS, ChainEntry, entry_hash
 from app.audit.changes import diff
 from app.audit.models import GENESIS_HASH, AuditEvent
@@ -57,7 +57,7 @@ class AuditService:
         self,
         *,
         action: AuditAction,
-        entity_type: str,
+        entity_type: AuditEntity,
         entity_id: str | uuid.UUID | None,
         before: Mapping[str, Any] | None = None,
         after: Mapping[str, Any] | None = None,
@@ -69,6 +69,7 @@ class AuditService:
         """
         context = current_context()
         action = AuditAction(action)
+        entity_type = AuditEntity(entity_type)
         changes = diff(before, after)  # computed before the lock, to keep the locked span short
         # Appends are serialised on the chain head until this transaction ends, so seq
         # order is commit order and every entry links to the one committed before it.
@@ -84,7 +85,7 @@ class AuditService:
             request_id=_clip(context.request_id, 128),
             client_ip=_clip(context.client_ip, 64),
             user_agent=_clip(context.user_agent, 256),
-            entity_type=entity_type,
+            entity_type=entity_type.value,
             entity_id=None if entity_id is None else str(entity_id),
             changes=changes,
             prev_hash=last_hash,

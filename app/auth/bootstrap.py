@@ -4,7 +4,7 @@ import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.audit.actions import AuditAction
+from app.audit.actions import AuditAction, AuditEntity
 from app.audit.service import AuditService
 from app.core.config import Settings
 from app.core.errors import AppError
@@ -65,7 +65,9 @@ async def bootstrap_admin(
             log.warning("admin bootstrap refused", reason=exc.detail)
             return None
         await AuditService(session).record(
-            action=AuditAction.AUTH_ADMIN_BOOTSTRAPPED, entity_type="user", entity_id=user.id
+            action=AuditAction.AUTH_ADMIN_BOOTSTRAPPED,
+            entity_type=AuditEntity.USER,
+            entity_id=user.id,
         )
     log.info("bootstrap admin created", user_id=str(user.id))
     return user

@@ -41,7 +41,6 @@ class Principal:
     id: uuid.UUID
     role: Role
     session_id: uuid.UUID
-    email: str
 
 
 class NotAuthenticated(Unauthorized):
@@ -104,7 +103,7 @@ async def get_current_user(
     if row is None:
         log.info("access token of an ended session or inactive user", session_id=str(session_id))
         raise NotAuthenticated("The session has ended; log in again.")
-    principal = Principal(id=row.id, role=Role(row.role), session_id=session_id, email=row.email)
+    principal = Principal(id=row.id, role=Role(row.role), session_id=session_id)
     bind_actor(actor_id=principal.id, actor_role=principal.role.value)
     return principal
 

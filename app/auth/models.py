@@ -2,11 +2,22 @@
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import DateTime, ForeignKey, Index, Integer, LargeBinary, String, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, Timestamped, UUIDPrimaryKey
+
+
+class SessionEndReason(StrEnum):
+    """Why a session was ended; expiry is not one, it is read from the timestamps."""
+
+    LOGOUT = "logout"
+    REVOKED = "revoked"
+    PASSWORD_CHANGED = "password_changed"  # noqa: S105 - a reason, not a secret
+    REFRESH_REUSED = "refresh_reused"
+    USER_DEACTIVATED = "user_deactivated"
 
 
 class AuthSession(UUIDPrimaryKey, Timestamped, Base):
@@ -28,7 +39,7 @@ class AuthSession(UUIDPrimaryKey, Timestamped, Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     """When the session was ended; null while it is live."""
     revoked_reason: Mapped[str | None] = mapped_column(String(32))
-    """Why it ended: logout, revoked, password_changed, refresh_reused, expired, ..."""
+    """Why it ended: a `SessionEndReason` value; null while live or after it merely expired."""
     user_agent: Mapped[str | None] = mapped_column(String(256))
     """`User-Agent` at login, to help the user recognise the device."""
     client_ip: Mapped[str | None] = mapped_column(String(64))

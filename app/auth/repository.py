@@ -8,7 +8,7 @@ from sqlalchemy import Row, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.models import AuthSession, LoginThrottle, RefreshToken
+from app.auth.models import AuthSession, LoginThrottle, RefreshToken, SessionEndReason
 
 # The guard must check user and session in one round trip, so this read joins the users
 # table directly; every write to users still goes through UserService.
@@ -23,10 +23,10 @@ class AuthRepository:
 
     async def principal(
         self, *, user_id: uuid.UUID, session_id: uuid.UUID, now: datetime, idle: timedelta
-    ) -> Row[uuid.UUID, str, str] | None:
-        """The user's id, role and email if the user is active and the session live."""
+    ) -> Row[uuid.UUID, str] | None:
+        """The user's id and role if the user is active and the session live."""
         statement = (
-            select(User.id, User.role, User.email)
+            select(User.id, User.role)
             .join(AuthSession, AuthSession.user_id == User.id)
             .where(
                 AuthSession.id == session_id,
@@ -91,7 +91,7 @@ class AuthRepository:
         self,
         *,
         user_id: uuid.UUID,
-        reason: str,
+        reason: SessionEndReason,
         now: datetime,
         session_id: uuid.UUID | None = None,
         keep: uuid.UUID | None = None,
@@ -105,7 +105,7 @@ class AuthRepository:
         if keep is not None:
             statement = statement.where(AuthSession.id != keep)
         statement = (
-            statement.values(revoked_at=now, revoked_reason=reason)
+            statement.values(revoked_at=now, revoked_reason=reason.value)
             .returning(AuthSession.id)
             .execution_options(synchronize_session=False)
         )

@@ -12,21 +12,19 @@ import structlog
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.audit.actions import AuditAction
+from app.audit.actions import AuditAction, AuditEntity
 from app.audit.service import AuditService
-from app.auth.models import AuthSession, RefreshToken
+from app.auth.models import AuthSession, RefreshToken, SessionEndReason
 from app.auth.passwords import PasswordService
 from app.auth.repository import AuthRepository
 from app.core.config import AuthSettings
 from app.core.context import bind_actor, current_context
 from app.core.errors import Forbidden, NotFound, Unauthorized
 from app.core.security import TokenCodec
-from app.users.schemas import Credentials, Role, UserCreate, UserRead, normalise_email
-from app.users.service import CurrentPasswordInvalid, UserService
+from app.users.schemas import Role, UserCreate, UserRead, normalise_email
+from app.users.service import Credentials, CurrentPasswordInvalid, UserService
 
 REFRESH_TOKEN_BYTES = 32
-SESSION_ENTITY = "auth_session"
-USER_ENTITY = "user"
 
 log = structlog.get_logger("roombook.auth")
 
@@ -111,8 +109,8 @@ class SessionService:
 
     async def caller(
         self, *, user_id: uuid.UUID, session_id: uuid.UUID
-    ) -> Row[uuid.UUID, str, str] | None:
-        """Id, role and email of an active user whose session is live (not ended, idle, expired)."""
+    ) -> Row[uuid.UUID, str] | None:
+        """Id and role of an active user whose session is live (not ended, idle, expired)."""
         return await self.repository.principal(
             user_id=user_id, session_id=session_id, now=self.clock(), idle=self.idle_timeout
         )
@@ -159,32 +157,44 @@ class SessionService:
     async def _end_one(
         self, *, user_id: uuid.UUID, session_id: uuid.UUID, action: AuditAction
     ) -> None:
-        reason = "logout" if action is AuditAction.AUTH_LOGOUT else "revoked"
+        logout = action is AuditAction.AUTH_LOGOUT
+        reason = SessionEndReason.LOGOUT if logout else SessionEndReason.REVOKED
         ended = await self.repository.revoke(
             user_id=user_id, session_id=session_id, reason=reason, now=self.clock()
         )
         if not ended:
             raise SessionNotFound(f"You have no live session with id {session_id}.")
-        await self.audit.record(action=action, entity_type=SESSION_ENTITY, entity_id=session_id)
+        await self.audit.record(
+            action=action,
+            entity_type=AuditEntity.AUTH_SESSION,
+            entity_id=session_id,
+            after={"reason": reason.value},
+        )
 
-    async def end_all(self, *, user_id: uuid.UUID, reason: str) -> int:
-        """End every live session of a user; return how many there were."""
-        return await self._end(user_id=user_id, reason=reason, keep=None)
+    async def end_deactivated(self, *, user_id: uuid.UUID) -> int:
+        """End every live session of a user just deactivated; return how many there were."""
+        return await self._end(user_id=user_id, reason=SessionEndReason.USER_DEACTIVATED, keep=None)
 
-    async def end_others(self, *, user_id: uuid.UUID, keep: uuid.UUID, reason: str) -> int:
+    async def end_others(
+        self, *, user_id: uuid.UUID, keep: uuid.UUID, reason: SessionEndReason
+    ) -> int:
         """End every live session of a user but `keep`."""
         return await self._end(user_id=user_id, reason=reason, keep=keep)
 
-    async def _end(self, *, user_id: uuid.UUID, reason: str, keep: uuid.UUID | None) -> int:
+    async def _end(
+        self, *, user_id: uuid.UUID, reason: SessionEndReason, keep: uuid.UUID | None
+    ) -> int:
         ended = await self.repository.revoke(
             user_id=user_id, reason=reason, now=self.clock(), keep=keep
         )
-        if ended:
+        # One entry per session, filed under the session like every other session event,
+        # so filtering the trail by a session id shows its whole life.
+        for session_id in ended:
             await self.audit.record(
                 action=AuditAction.AUTH_SESSION_REVOKED,
-                entity_type=USER_ENTITY,
-                entity_id=user_id,
-                after={"sessions_ended": len(ended), "reason": reason},
+                entity_type=AuditEntity.AUTH_SESSION,
+                entity_id=session_id,
+                after={"reason": reason.value},
             )
         return len(ended)
 
@@ -232,7 +242,7 @@ class AuthService:
             await self.passwords.verify_against_nothing(password=password)
             await self.audit.record(
                 action=AuditAction.AUTH_LOGIN_FAILED,
-                entity_type=USER_ENTITY,
+                entity_type=AuditEntity.USER,
                 entity_id=None,
                 after={"reason": "unknown_account"},
             )
@@ -245,7 +255,7 @@ class AuthService:
             await self.passwords.verify_against_nothing(password=password)
             await self.audit.record(
                 action=AuditAction.AUTH_LOGIN_THROTTLED,
-                entity_type=USER_ENTITY,
+                entity_type=AuditEntity.USER,
                 entity_id=account.id,
                 after={"blocked_until": throttle.blocked_until.isoformat()},
             )
@@ -295,7 +305,7 @@ class AuthService:
         bind_actor(actor_id=auth_session.user_id, actor_role=role.value)
         await self.audit.record(
             action=AuditAction.AUTH_TOKEN_REFRESHED,
-            entity_type=SESSION_ENTITY,
+            entity_type=AuditEntity.AUTH_SESSION,
             entity_id=auth_session.id,
             after={"generation": generation},
         )
@@ -328,7 +338,9 @@ class AuthService:
             raise CurrentPasswordInvalid("The current password is wrong.")
         self.passwords.check(password=new_password, email=account.email, field="new_password")
         # Whoever else holds a session may be the reason for the change: end them all.
-        await self.sessions.end_others(user_id=user_id, keep=session_id, reason="password_changed")
+        await self.sessions.end_others(
+            user_id=user_id, keep=session_id, reason=SessionEndReason.PASSWORD_CHANGED
+        )
         await self.users.set_password(user_id=user_id, password=new_password, field="new_password")
 
     def access_token(self, *, user_id: uuid.UUID, role: Role, session_id: uuid.UUID) -> str:
@@ -349,7 +361,7 @@ class AuthService:
         auth_session, refresh_token = await self.sessions.start(user_id=account.id)
         await self.audit.record(
             action=AuditAction.AUTH_LOGIN_SUCCEEDED,
-            entity_type=USER_ENTITY,
+            entity_type=AuditEntity.USER,
             entity_id=account.id,
             after={"session_id": str(auth_session.id)},
         )
@@ -373,7 +385,7 @@ class AuthService:
             await self.repository.block(user_id=account.id, until=blocked_until)
         await self.audit.record(
             action=AuditAction.AUTH_LOGIN_FAILED,
-            entity_type=USER_ENTITY,
+            entity_type=AuditEntity.USER,
             entity_id=account.id,
             after={
                 "reason": "wrong_password" if wrong_password else "inactive",
@@ -406,12 +418,12 @@ class AuthService:
         await self.repository.revoke(
             user_id=auth_session.user_id,
             session_id=auth_session.id,
-            reason="refresh_reused",
+            reason=SessionEndReason.REFRESH_REUSED,
             now=now,
         )
         await self.audit.record(
             action=AuditAction.AUTH_REFRESH_REUSED,
-            entity_type=SESSION_ENTITY,
+            entity_type=AuditEntity.AUTH_SESSION,
             entity_id=auth_session.id,
             after={"generation": token.generation},
         )

@@ -1,4 +1,7 @@
-"""Request and response shapes of the users API; none carries a password hash."""
+"""Request and response shapes of the users API; none carries a password hash.
+
+Login's view of an account, hash included, is `Credentials` in the service layer.
+"""
 
 import uuid
 from dataclasses import dataclass
@@ -90,14 +93,3 @@ class UserFilter:
     role: Role | None = None
     active: bool | None = None
     q: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    """What login needs to know about an account; stays inside the service layer."""
-
-    id: uuid.UUID
-    email: str
-    role: Role
-    is_active: bool
-    password_hash: str

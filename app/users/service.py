@@ -2,28 +2,21 @@
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.audit.actions import AuditAction
+from app.audit.actions import AuditAction, AuditEntity
 from app.audit.service import AuditService
 from app.auth.passwords import PasswordService
 from app.core.errors import Conflict, Forbidden, NotFound, PreconditionFailed, ValidationFailed
 from app.core.pagination import PageRequest, SortValue
 from app.users.models import User
 from app.users.repository import UserRepository
-from app.users.schemas import (
-    AdminUpdate,
-    Credentials,
-    Role,
-    SelfUpdate,
-    UserCreate,
-    UserFilter,
-)
+from app.users.schemas import AdminUpdate, Role, SelfUpdate, UserCreate, UserFilter
 
-ENTITY = "user"
 FIELD_ACTIONS = {
     "full_name": AuditAction.USER_UPDATED,
     "email": AuditAction.USER_EMAIL_CHANGED,
@@ -69,11 +62,22 @@ class CurrentPasswordInvalid(Forbidden):
 
 
 class SessionEnder(Protocol):
-    """What users needs from auth: ending every session of a user."""
+    """What users needs from auth: ending every session of a deactivated user."""
 
-    async def end_all(self, *, user_id: uuid.UUID, reason: str) -> int:
+    async def end_deactivated(self, *, user_id: uuid.UUID) -> int:
         """End the user's sessions; return how many were live."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What login needs to know about an account, hash included; never leaves the services."""
+
+    id: uuid.UUID
+    email: str
+    role: Role
+    is_active: bool
+    password_hash: str
 
 
 def snapshot(user: User) -> dict[str, Any]:
@@ -144,7 +148,7 @@ class UserService:
             raise EmailTaken("An account with this email already exists.") from exc
         action = AuditAction.USER_REGISTERED if registered else AuditAction.USER_CREATED
         await self.audit.record(
-            action=action, entity_type=ENTITY, entity_id=user.id, after=snapshot(user)
+            action=action, entity_type=AuditEntity.USER, entity_id=user.id, after=snapshot(user)
         )
         return user
 
@@ -227,14 +231,18 @@ class UserService:
         )
         await self.repository.update(user_id=user.id, values={"password_hash": password_hash})
         await self.audit.record(
-            action=AuditAction.USER_PASSWORD_CHANGED, entity_type=ENTITY, entity_id=user.id
+            action=AuditAction.USER_PASSWORD_CHANGED,
+            entity_type=AuditEntity.USER,
+            entity_id=user.id,
         )
 
     async def store_rehash(self, *, user_id: uuid.UUID, password_hash: str) -> None:
         """Keep a hash recomputed with the current parameters at login."""
         await self.repository.update(user_id=user_id, values={"password_hash": password_hash})
         await self.audit.record(
-            action=AuditAction.USER_PASSWORD_REHASHED, entity_type=ENTITY, entity_id=user_id
+            action=AuditAction.USER_PASSWORD_REHASHED,
+            entity_type=AuditEntity.USER,
+            entity_id=user_id,
         )
 
     async def record_login(self, *, user_id: uuid.UUID) -> None:
@@ -275,7 +283,7 @@ class UserService:
             # Deactivation ends every session now; the guard also checks the flag. Sessions
             # are locked before the first audit entry takes the audit head: every writer
             # locks users, then sessions, then the head, so a refresh cannot deadlock this.
-            await self.sessions.end_all(user_id=updated.id, reason="user_deactivated")
+            await self.sessions.end_deactivated(user_id=updated.id)
         await self._audit_changes(before=before, user=updated, values=values)
         return updated
 
@@ -304,7 +312,7 @@ class UserService:
             reactivated = field == "is_active" and user.is_active
             await self.audit.record(
                 action=AuditAction.USER_REACTIVATED if reactivated else action,
-                entity_type=ENTITY,
+                entity_type=AuditEntity.USER,
                 entity_id=user.id,
                 before={field: before[field]},
                 after={field: after[field]},

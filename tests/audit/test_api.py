@@ -12,7 +12,7 @@ from httpx import AsyncClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.audit.actions import AuditAction
+from app.audit.actions import AuditAction, AuditEntity
 from app.audit.router import router as audit_router
 from app.audit.service import AuditService
 from app.core.context import RequestContext, bind_actor, start_context
@@ -30,17 +30,17 @@ class Step:
     """One event of the timeline."""
 
     action: AuditAction
-    entity_type: str
+    entity_type: AuditEntity
     entity_id: str
     actor: uuid.UUID | None
 
 
 TIMELINE = [
-    Step(AuditAction.BOOKING_CREATED, "booking", "b1", ACTOR_A),
-    Step(AuditAction.BOOKING_CANCELLED, "booking", "b1", ACTOR_A),
-    Step(AuditAction.ROOM_UPDATED, "room", "r1", ACTOR_B),
-    Step(AuditAction.USER_ROLE_CHANGED, "user", "u1", ACTOR_B),
-    Step(AuditAction.BOOKING_CREATED, "booking", "b2", None),
+    Step(AuditAction.BOOKING_CREATED, AuditEntity.BOOKING, "b1", ACTOR_A),
+    Step(AuditAction.BOOKING_CANCELLED, AuditEntity.BOOKING, "b1", ACTOR_A),
+    Step(AuditAction.ROOM_UPDATED, AuditEntity.ROOM, "r1", ACTOR_B),
+    Step(AuditAction.USER_ROLE_CHANGED, AuditEntity.USER, "u1", ACTOR_B),
+    Step(AuditAction.BOOKING_CREATED, AuditEntity.BOOKING, "b2", None),
 ]
 
 
@@ -177,6 +177,7 @@ async def test_each_filter_selects_its_events(
         ({"since": "2020-01-01T00:00:00"}, "since"),
         ({"since": "2020-01-02T00:00:00Z", "until": "2020-01-01T00:00:00Z"}, "until"),
         ({"entity_id": "x" * 129}, "entity_id"),
+        ({"entity_type": "widget"}, "entity_type"),
     ],
 )
 async def test_invalid_filters_are_422_naming_the_field(
@@ -250,7 +251,7 @@ async def test_pages_of_events_sharing_one_instant_lose_and_repeat_nothing(
     audit = AuditService(db_session, clock=_clock_at(instant))
     for number in range(7):
         await audit.record(
-            action=AuditAction.ROOM_UPDATED, entity_type="room", entity_id=f"tie-{number}"
+            action=AuditAction.ROOM_UPDATED, entity_type=AuditEntity.ROOM, entity_id=f"tie-{number}"
         )
     tied = await client.get(EVENTS, params={"until": T0.isoformat()}, headers=admin_headers)
     everything = _ids(tied.json())

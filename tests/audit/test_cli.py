@@ -9,7 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.audit.actions import AuditAction
+from app.audit.actions import AuditAction, AuditEntity
 from app.audit.commands import verify_chain
 from app.audit.service import AuditService
 from app.cli import main
@@ -35,7 +35,9 @@ async def committed_chain(app: FastAPI) -> AsyncIterator[async_sessionmaker[Asyn
     for number in range(3):
         async with factory() as session, session.begin():
             await AuditService(session).record(
-                action=AuditAction.ROOM_CREATED, entity_type="room", entity_id=f"cli-{number}"
+                action=AuditAction.ROOM_CREATED,
+                entity_type=AuditEntity.ROOM,
+                entity_id=f"cli-{number}",
             )
     yield factory
     await truncate_all(app.state.engine)

@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.audit.actions import AuditAction
+from app.audit.actions import AuditAction, AuditEntity
 from app.audit.models import GENESIS_HASH, AuditEvent
 from app.audit.service import AuditService
 from tests.conftest import truncate_all
@@ -22,7 +22,7 @@ async def _writer(factory: async_sessionmaker[AsyncSession], number: int) -> Non
         async with factory() as session, session.begin():
             await AuditService(session).record(
                 action=AuditAction.BOOKING_UPDATED,
-                entity_type="booking",
+                entity_type=AuditEntity.BOOKING,
                 entity_id=f"w{number}-{change}",
                 before={"writer": number, "change": change - 1},
                 after={"writer": number, "change": change},
@@ -69,7 +69,7 @@ async def _blocked_by(factory: async_sessionmaker[AsyncSession], pid: int) -> No
 async def _record_once(factory: async_sessionmaker[AsyncSession], entity_id: str) -> None:
     async with factory() as session, session.begin():
         await AuditService(session).record(
-            action=AuditAction.BOOKING_CREATED, entity_type="booking", entity_id=entity_id
+            action=AuditAction.BOOKING_CREATED, entity_type=AuditEntity.BOOKING, entity_id=entity_id
         )
 
 
@@ -81,7 +81,9 @@ async def test_first_writers_racing_on_a_missing_head_build_one_chain(app: FastA
             # The first writer creates the head and holds it; the second cannot see the
             # uncommitted head, tries to create it too and must wait, then append after it.
             await AuditService(first).record(
-                action=AuditAction.BOOKING_CREATED, entity_type="booking", entity_id="first"
+                action=AuditAction.BOOKING_CREATED,
+                entity_type=AuditEntity.BOOKING,
+                entity_id="first",
             )
             pid = await first.scalar(text("SELECT pg_backend_pid()"))
             second = asyncio.create_task(_record_once(factory, "second"))

@@ -13,7 +13,7 @@ from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import Message
 
-from app.audit.actions import AuditAction
+from app.audit.actions import AuditAction, AuditEntity
 from app.audit.service import AuditService
 from app.core.context import RequestContext, bind_actor, start_context
 from tests.audit.synthetic import insert_synthetic
@@ -34,7 +34,7 @@ async def test_export_streams_the_filtered_events_as_ndjson(
     for number in range(3):
         await audit.record(
             action=AuditAction.ROOM_UPDATED,
-            entity_type="room",
+            entity_type=AuditEntity.ROOM,
             entity_id=f"export-{number}",
             before={"name": "Salle Ä", "capacity": number},
             after={"name": "Salle Ö", "capacity": number + 1, "tags": ["a", "ß"]},

@@ -16,6 +16,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.actions import AuditEntity
 from app.audit.repository import AuditRepository
 from app.audit.schemas import AuditFilter
 from app.core.pagination import PageRequest
@@ -79,7 +80,7 @@ CASES = [
     ),
     (
         "entity_type",
-        AuditFilter(entity_type="room"),
+        AuditFilter(entity_type=AuditEntity.ROOM),
         "Index Scan Backward using ix_audit_events_entity_type",
     ),
     (
@@ -89,7 +90,7 @@ CASES = [
     ),
     (
         "entity_type and entity_id",
-        AuditFilter(entity_type="booking", entity_id="e123"),
+        AuditFilter(entity_type=AuditEntity.BOOKING, entity_id="e123"),
         "Index Scan Backward using ix_audit_events_entity_id",
     ),
     ("since", AuditFilter(since=MIDDLE), "Index Scan Backward using ix_audit_events_occurred_at"),

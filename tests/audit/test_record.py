@@ -8,7 +8,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.audit.actions import AuditAction
+from app.audit.actions import AuditAction, AuditEntity
 from app.audit.chain import HASHED_FIELDS, ChainEntry, entry_hash
 from app.audit.changes import REDACTED
 from app.audit.models import GENESIS_HASH, AuditChainHead
@@ -28,7 +28,7 @@ async def test_record_captures_actor_and_request_from_context(db_session: AsyncS
 
     await audit.record(
         action=AuditAction.USER_ROLE_CHANGED,
-        entity_type="user",
+        entity_type=AuditEntity.USER,
         entity_id=entity,
         before={"role": "member", "email": "a@example.com", "password_hash": "h1"},
         after={"role": "admin", "email": "a@example.com", "password_hash": "h1"},
@@ -55,7 +55,7 @@ async def test_work_outside_a_request_is_recorded_as_system(
     audit: AuditService, db_session: AsyncSession
 ) -> None:
     await audit.record(
-        action=AuditAction.AUTH_ADMIN_BOOTSTRAPPED, entity_type="user", entity_id=None
+        action=AuditAction.AUTH_ADMIN_BOOTSTRAPPED, entity_type=AuditEntity.USER, entity_id=None
     )
 
     (event,) = await events_by_seq(db_session)
@@ -71,7 +71,7 @@ async def test_unauthenticated_requests_are_recorded_as_anonymous(
 
     await audit.record(
         action=AuditAction.AUTH_LOGIN_FAILED,
-        entity_type="user",
+        entity_type=AuditEntity.USER,
         entity_id="someone@example.com",
         after={"email": "someone@example.com", "password": "wrong guess"},
     )
@@ -86,7 +86,7 @@ async def test_oversized_context_values_are_clipped(
 ) -> None:
     start_context(RequestContext(request_id="r" * 200, client_ip="x" * 300, user_agent="u" * 400))
 
-    await audit.record(action=AuditAction.ROOM_CREATED, entity_type="room", entity_id="1")
+    await audit.record(action=AuditAction.ROOM_CREATED, entity_type=AuditEntity.ROOM, entity_id="1")
 
     (event,) = await events_by_seq(db_session)
     assert (
@@ -104,7 +104,16 @@ async def test_actions_outside_the_vocabulary_are_refused(
     audit: AuditService, db_session: AsyncSession
 ) -> None:
     with pytest.raises(ValueError, match="not a valid AuditAction"):
-        await audit.record(action="user.teleported", entity_type="user", entity_id="1")  # type: ignore[arg-type]
+        await audit.record(action="user.teleported", entity_type=AuditEntity.USER, entity_id="1")  # type: ignore[arg-type]
+
+    assert await count_events(db_session) == 0
+
+
+async def test_entity_types_outside_the_vocabulary_are_refused(
+    audit: AuditService, db_session: AsyncSession
+) -> None:
+    with pytest.raises(ValueError, match="not a valid AuditEntity"):
+        await audit.record(action=AuditAction.ROOM_CREATED, entity_type="widget", entity_id="1")  # type: ignore[arg-type]
 
     assert await count_events(db_session) == 0
 
@@ -117,7 +126,7 @@ async def test_entries_are_chained_in_append_order(
         AuditAction.ROOM_UPDATED,
         AuditAction.ROOM_DEACTIVATED,
     ):
-        await audit.record(action=action, entity_type="room", entity_id="r1")
+        await audit.record(action=action, entity_type=AuditEntity.ROOM, entity_id="r1")
 
     events = await events_by_seq(db_session)
     head = await db_session.get(AuditChainHead, 1, populate_existing=True)
@@ -137,7 +146,9 @@ async def test_a_missing_chain_head_is_recreated(
     await db_session.execute(text("DELETE FROM audit_chain_head"))
     await db_session.execute(text("SET LOCAL session_replication_role = origin"))
 
-    await audit.record(action=AuditAction.ROOM_CREATED, entity_type="room", entity_id="r1")
+    await audit.record(
+        action=AuditAction.ROOM_CREATED, entity_type=AuditEntity.ROOM, entity_id="r1"
+    )
 
     (event,) = await events_by_seq(db_session)
     assert (event.seq, event.prev_hash) == (1, GENESIS_HASH)
@@ -159,7 +170,9 @@ async def test_change_and_record_commit_together(
 ) -> None:
     async with db_session.begin_nested():
         await db_session.execute(text("INSERT INTO widgets VALUES (1, 'kept')"))
-        await audit.record(action=AuditAction.ROOM_CREATED, entity_type="widget", entity_id="1")
+        await audit.record(
+            action=AuditAction.ROOM_CREATED, entity_type=AuditEntity.ROOM, entity_id="1"
+        )
 
     assert await _widget_names(db_session) == ["kept"]
     assert await count_events(db_session) == 1
@@ -175,7 +188,9 @@ async def test_rolled_back_change_leaves_no_audit_row(
     async def change_then_fail() -> None:
         async with db_session.begin_nested():
             await db_session.execute(text("INSERT INTO widgets VALUES (1, 'lost')"))
-            await audit.record(action=AuditAction.ROOM_CREATED, entity_type="widget", entity_id="1")
+            await audit.record(
+                action=AuditAction.ROOM_CREATED, entity_type=AuditEntity.ROOM, entity_id="1"
+            )
             raise ChangeFailed
 
     with pytest.raises(ChangeFailed):
@@ -192,8 +207,10 @@ async def test_failed_audit_insert_fails_the_change(
     async def change_with_failing_record() -> None:
         async with db_session.begin_nested():
             await db_session.execute(text("INSERT INTO widgets VALUES (1, 'lost')"))
-            # An entity type longer than its column makes the audit INSERT itself fail.
-            await audit.record(action=AuditAction.ROOM_CREATED, entity_type="w" * 65, entity_id="1")
+            # An entity id longer than its column makes the audit INSERT itself fail.
+            await audit.record(
+                action=AuditAction.ROOM_CREATED, entity_type=AuditEntity.ROOM, entity_id="w" * 129
+            )
 
     with pytest.raises(DBAPIError, match="too long"):
         await change_with_failing_record()
@@ -212,7 +229,9 @@ async def _fails(session: AsyncSession, statement: str) -> str:
 async def test_the_database_refuses_updates_deletes_and_truncates(
     audit: AuditService, db_session: AsyncSession
 ) -> None:
-    await audit.record(action=AuditAction.ROOM_CREATED, entity_type="room", entity_id="r1")
+    await audit.record(
+        action=AuditAction.ROOM_CREATED, entity_type=AuditEntity.ROOM, entity_id="r1"
+    )
 
     update = await _fails(db_session, "UPDATE audit_events SET action = 'room.updated'")
     delete = await _fails(db_session, "DELETE FROM audit_events")
@@ -228,7 +247,9 @@ async def test_the_database_refuses_updates_deletes_and_truncates(
 async def test_the_chain_head_only_advances_one_step(
     audit: AuditService, db_session: AsyncSession
 ) -> None:
-    await audit.record(action=AuditAction.ROOM_CREATED, entity_type="room", entity_id="r1")
+    await audit.record(
+        action=AuditAction.ROOM_CREATED, entity_type=AuditEntity.ROOM, entity_id="r1"
+    )
 
     rewind = await _fails(db_session, "UPDATE audit_chain_head SET last_seq = 0")
     skip = await _fails(db_session, "UPDATE audit_chain_head SET last_seq = last_seq + 2")

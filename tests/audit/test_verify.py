@@ -9,7 +9,7 @@ from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit_service
-from app.audit.actions import AuditAction
+from app.audit.actions import AuditAction, AuditEntity
 from app.audit.chain import HASHED_FIELDS, ChainEntry, entry_hash
 from app.audit.models import AuditEvent
 from app.audit.service import AuditService
@@ -20,7 +20,7 @@ async def _record_many(audit: AuditService, count: int) -> list[AuditEvent]:
     for number in range(count):
         await audit.record(
             action=AuditAction.BOOKING_CREATED,
-            entity_type="booking",
+            entity_type=AuditEntity.BOOKING,
             entity_id=f"b{number}",
             after={"number": number},
         )
@@ -155,7 +155,7 @@ async def _forge(
         request_id=None,
         client_ip=None,
         user_agent=None,
-        entity_type="booking",
+        entity_type=AuditEntity.BOOKING,
         entity_id="forged",
         changes={},
         prev_hash=prev_hash,

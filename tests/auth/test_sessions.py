@@ -3,8 +3,11 @@
 import uuid
 
 from httpx import AsyncClient
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.models import AuditEvent
+from app.auth.models import AuthSession
 from tests.auth.conftest import (
     LOGOUT,
     ME,
@@ -12,7 +15,6 @@ from tests.auth.conftest import (
     REFRESH,
     SESSIONS,
     audit_actions,
-    audit_changes,
     bearer,
     login,
 )
@@ -145,11 +147,19 @@ async def test_password_change_ends_every_other_session(
     assert kept.json()["id"] == str(user_id)
     assert (await login(client, EMAIL)).json()["code"] == "invalid-credentials"
     assert (await login(client, EMAIL, NEW_PASSWORD)).status_code == 200
-    actions = await audit_actions(db_session, entity_id=user_id)
-    assert "user.password_changed" in actions
-    assert "auth.session_revoked" in actions
-    revoked = await audit_changes(db_session, action="auth.session_revoked")
-    assert revoked == [{"after": {"sessions_ended": 1, "reason": "password_changed"}}]
+    assert "user.password_changed" in await audit_actions(db_session, entity_id=user_id)
+    laptop_session = await db_session.scalar(
+        select(AuthSession.id).where(AuthSession.user_agent == "Laptop")
+    )
+    revoked = await db_session.execute(
+        select(AuditEvent.entity_type, AuditEvent.entity_id, AuditEvent.changes).where(
+            AuditEvent.action == "auth.session_revoked"
+        )
+    )
+    # Filed under the session it ended, like every other session event.
+    assert [tuple(row) for row in revoked] == [
+        ("auth_session", str(laptop_session), {"after": {"reason": "password_changed"}})
+    ]
 
 
 async def test_password_change_needs_the_current_password_and_a_good_new_one(
