@@ -77,6 +77,8 @@ def server_options(settings: Settings, *, reload: bool) -> dict[str, Any]:
         # Roombook's edge middleware is the one place that believes X-Forwarded-For, and only
         # from HTTP__TRUSTED_PROXIES; uvicorn's own proxy handling trusts loopback by default.
         "proxy_headers": False,
+        # No product banner for scanners; the Date header stays (caches and clients use it).
+        "server_header": False,
         "access_log": False,
         "log_config": None,
     }

@@ -92,7 +92,9 @@ class RoombookAPI(FastAPI):
         """Wrap the standard stack with the edge middleware."""
         settings: Settings = self.state.settings
         stack = super().build_middleware_stack()
-        stack = SecurityHeadersMiddleware(stack, hsts=settings.is_production)
+        stack = SecurityHeadersMiddleware(
+            stack, hsts=settings.is_production, no_store_prefix=f"{API_PREFIX}/"
+        )
         return RequestContextMiddleware(stack, trusted_proxies=settings.http.trusted_proxies)
 
 

@@ -30,6 +30,10 @@ class DatabaseSettings(BaseModel):
     """How long opening a connection may take."""
     statement_timeout_ms: int = Field(default=10_000, ge=0)
     """Server-side limit on any one statement (0 = none); hitting it answers 503."""
+    lock_timeout_ms: int = Field(default=3_000, ge=0)
+    """Longest wait for a row or table lock (0 = none); hitting it answers 503."""
+    idle_in_transaction_timeout_ms: int = Field(default=15_000, ge=0)
+    """The server ends a session left idle inside a transaction this long (0 = never)."""
     echo: bool = False
     """Log every SQL statement (through the redacting log pipeline)."""
     retry_attempts: int = Field(default=3, ge=1)
@@ -196,20 +200,37 @@ class Settings(BaseSettings):
         return self
 
 
+def secret_problems(name: str, secret: SecretStr) -> list[str]:
+    """What makes one signing secret unfit for production."""
+    value = secret.get_secret_value()
+    problems: list[str] = []
+    if value == DEV_JWT_SECRET:
+        problems.append(f"{name} is the development default")
+    if len(value.encode()) < MIN_SECRET_BYTES:
+        problems.append(f"{name} is shorter than {MIN_SECRET_BYTES} bytes")
+    return problems
+
+
 def production_problems(settings: Settings) -> list[str]:
     """List what makes these settings unfit for production."""
-    problems: list[str] = []
-    secret = settings.security.jwt_secret.get_secret_value()
-    if secret == DEV_JWT_SECRET:
-        problems.append("SECURITY__JWT_SECRET is the development default")
-    if len(secret.encode()) < MIN_SECRET_BYTES:
-        problems.append(f"SECURITY__JWT_SECRET is shorter than {MIN_SECRET_BYTES} bytes")
-    if settings.security.argon2_memory_kib < OWASP_MIN_MEMORY_KIB:
+    security = settings.security
+    problems = secret_problems("SECURITY__JWT_SECRET", security.jwt_secret)
+    # Tokens signed with the previous secret are accepted too: it must be as strong.
+    if security.jwt_previous_secret is not None:
+        problems += secret_problems("SECURITY__JWT_PREVIOUS_SECRET", security.jwt_previous_secret)
+        if security.jwt_previous_key_id in (None, security.jwt_key_id):
+            problems.append(
+                "SECURITY__JWT_PREVIOUS_KEY_ID must be set and differ from SECURITY__JWT_KEY_ID"
+            )
+    if security.argon2_memory_kib < OWASP_MIN_MEMORY_KIB:
         problems.append(f"SECURITY__ARGON2_MEMORY_KIB is below {OWASP_MIN_MEMORY_KIB}")
-    if settings.security.argon2_time_cost < OWASP_MIN_TIME_COST:
+    if security.argon2_time_cost < OWASP_MIN_TIME_COST:
         problems.append(f"SECURITY__ARGON2_TIME_COST is below {OWASP_MIN_TIME_COST}")
     if "*" in settings.http.cors_origins:
         problems.append("HTTP__CORS_ORIGINS contains the wildcard '*'")
+    # Any Host accepted means password-reset links, redirects and caches can be poisoned.
+    if "*" in settings.http.allowed_hosts:
+        problems.append("HTTP__ALLOWED_HOSTS contains the wildcard '*'")
     return problems
 
 

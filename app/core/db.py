@@ -77,6 +77,10 @@ def create_engine(settings: DatabaseSettings, *, url: str) -> AsyncEngine:
             "timeout": settings.connect_timeout_s,
             "server_settings": {
                 "statement_timeout": str(settings.statement_timeout_ms),
+                # A request queued behind a held lock gives up (503) instead of piling up.
+                "lock_timeout": str(settings.lock_timeout_ms),
+                # A transaction left open by a stuck client cannot hold its locks forever.
+                "idle_in_transaction_session_timeout": str(settings.idle_in_transaction_timeout_ms),
                 "application_name": "roombook",
             },
         },

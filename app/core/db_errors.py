@@ -12,7 +12,8 @@ from app.core.errors import AppError, ServiceUnavailable, ValidationFailed
 from app.core.middleware import send_problem
 
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
-UNAVAILABLE_SQLSTATES = frozenset({"57014", "57P01", "57P02", "57P03", "53300"})
+# Statement and lock timeouts, shutdowns and too many connections: try again later.
+UNAVAILABLE_SQLSTATES = frozenset({"57014", "55P03", "57P01", "57P02", "57P03", "53300"})
 
 log = structlog.get_logger("roombook.db")
 

@@ -22,6 +22,7 @@ DOCS_CSP = (
 )
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
 DOCS_PATHS = ("/docs", "/redoc", "/static-offline-docs")
+HEALTH_PREFIX = "/health/"
 
 access_log = structlog.get_logger("roombook.access")
 error_log = structlog.get_logger("roombook.error")
@@ -124,11 +125,15 @@ class RequestContextMiddleware:
 
 
 class SecurityHeadersMiddleware:
-    """Add security headers to every response, error responses included."""
+    """Add security headers to every response, error responses included.
 
-    def __init__(self, app: ASGIApp, *, hsts: bool) -> None:
+    Responses under `no_store_prefix` (the API) also get `Cache-Control: no-store`.
+    """
+
+    def __init__(self, app: ASGIApp, *, hsts: bool, no_store_prefix: str) -> None:
         self.app = app
         self.hsts = hsts
+        self.no_store_prefix = no_store_prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Decorate the response start with the headers."""
@@ -136,6 +141,7 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
         docs = scope["path"].startswith(DOCS_PATHS)
+        api = scope["path"].startswith(self.no_store_prefix)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -147,6 +153,10 @@ class SecurityHeadersMiddleware:
                 headers["content-security-policy"] = DOCS_CSP if docs else API_CSP
                 if self.hsts:
                     headers["strict-transport-security"] = "max-age=63072000; includeSubDomains"
+                if api:
+                    # API answers carry personal data (accounts, sessions, audit): no
+                    # browser or shared cache may keep a copy.
+                    headers["cache-control"] = "no-store"
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -190,8 +200,9 @@ class TrustedHostMiddleware:
         return False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Check the Host header before anything else runs."""
-        if scope["type"] == "http":
+        """Check the Host header before anything else runs (probes excepted)."""
+        # Container and load-balancer probes call by IP; the probes reveal nothing.
+        if scope["type"] == "http" and not scope["path"].startswith(HEALTH_PREFIX):
             host = host_name(Headers(scope=scope).get("host", ""))
             if not self.is_allowed(host):
                 await send_problem(scope, send, BadRequest("Invalid host header."))

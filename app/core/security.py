@@ -121,8 +121,14 @@ class TokenCodec:
             subject=subject, claims=claims, ttl=self.access_ttl, token_type=ACCESS_TOKEN_TYPE
         )
 
-    def decode(self, token: str, *, token_type: str = ACCESS_TOKEN_TYPE) -> dict[str, Any]:
-        """Verify signature, algorithm, type and standard claims; return the claims."""
+    def decode(
+        self, token: str, *, token_type: str = ACCESS_TOKEN_TYPE, max_ttl: timedelta | None = None
+    ) -> dict[str, Any]:
+        """Verify signature, algorithm, type, standard claims and lifetime; return the claims.
+
+        `max_ttl` is the longest lifetime a token of this type is issued with (the access
+        token's by default); a token claiming more was not made by this codec.
+        """
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -137,7 +143,7 @@ class TokenCodec:
         if key is None:
             raise InvalidToken("unknown key id")
         try:
-            return jwt.decode(
+            claims: dict[str, Any] = jwt.decode(
                 token,
                 key,
                 algorithms=[JWT_ALGORITHM],
@@ -148,6 +154,17 @@ class TokenCodec:
             )
         except jwt.PyJWTError as exc:
             raise InvalidToken(str(exc)) from exc
+        self._check_lifetime(claims, max_ttl or self.access_ttl)
+        return claims
+
+    def _check_lifetime(self, claims: dict[str, Any], max_ttl: timedelta) -> None:
+        # A leaked key or a forged long-lived token must not outlive the configured TTL.
+        longest = max_ttl.total_seconds() + self._leeway
+        expires = float(claims["exp"])
+        if expires - float(claims["iat"]) > longest:
+            raise InvalidToken("lifetime longer than allowed")
+        if expires - datetime.now(UTC).timestamp() > longest:
+            raise InvalidToken("expires further ahead than allowed")
 
 
 def _key(secret: Any) -> bytes:

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth.models import AuthSession, LoginThrottle
-from app.core.config import AuthSettings, SecuritySettings
+from app.core.config import AuthSettings, HttpSettings, SecuritySettings
 from app.core.security import PasswordHasher
 from app.factory import create_app
 from app.users.models import User
@@ -277,6 +277,7 @@ async def test_production_always_sends_the_refresh_cookie_secure(
         environment="production",
         security=SecuritySettings(jwt_secret=SecretStr(TEST_SECRET)),
         auth=AuthSettings(refresh_cookie_secure=False),
+        http=HttpSettings(allowed_hosts=["testserver"]),
     )
     await create_user(email=EMAIL)
     response = await login(client, EMAIL, delivery="cookie")

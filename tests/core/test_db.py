@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import pytest
 from fastapi import FastAPI
-from httpx import AsyncClient
+from httpx import AsyncClient, Response
 from pydantic import BaseModel, ConfigDict, SecretStr
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -45,8 +45,12 @@ class Note(BaseModel):
 
 
 def build(url: str, **database: Any) -> FastAPI:
-    """An app on `url` with database settings overridden (statement timeout 4 s)."""
-    values: dict[str, Any] = {"url": SecretStr(url), "statement_timeout_ms": 4000} | database
+    """An app on `url` with database settings overridden (statement 4 s, lock 200 ms)."""
+    values: dict[str, Any] = {
+        "url": SecretStr(url),
+        "statement_timeout_ms": 4000,
+        "lock_timeout_ms": 200,
+    } | database
     return create_app(make_settings(url, database=DatabaseSettings(**values)))
 
 
@@ -130,9 +134,14 @@ def add_routes(app: FastAPI) -> None:
         Attempts.seen.append(0)
         await session.execute(text("SELECT * FROM no_such_table"))
 
-    @app.get("/statement-timeout")
-    async def statement_timeout(session: SessionDep) -> dict[str, str]:
-        return {"value": (await session.execute(text("SHOW statement_timeout"))).scalar_one()}
+    @app.get("/timeouts")
+    async def timeouts(session: SessionDep) -> dict[str, str]:
+        names = ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout")
+        return {n: (await session.execute(text(f"SHOW {n}"))).scalar_one() for n in names}
+
+    @app.get("/locked")
+    async def locked(session: SessionDep) -> None:
+        await session.execute(text("SELECT id FROM db_parent WHERE id = 1 FOR UPDATE"))
 
     @app.get("/slow")
     async def slow(session: SessionDep) -> None:
@@ -153,6 +162,18 @@ async def client(scratch_url: str, engine: AsyncEngine) -> AsyncIterator[AsyncCl
     add_routes(app)
     async with serve(app) as client:
         yield client
+
+
+def assert_database_unavailable(response: Response, *, instance: str) -> None:
+    """Check the 503 problem that database trouble answers, with its `Retry-After`."""
+    assert_problem(
+        response,
+        status=503,
+        code="service-unavailable",
+        instance=instance,
+        detail="The database is unavailable.",
+    )
+    assert response.headers["retry-after"] == "5"
 
 
 @pytest.fixture(autouse=True)
@@ -240,21 +261,29 @@ async def test_data_exception_is_422_not_500(
     assert await note_ids(engine) == []
 
 
-async def test_statement_timeout_setting_applies_to_connections(client: AsyncClient) -> None:
-    response = await client.get("/statement-timeout")
-    assert response.json() == {"value": "4s"}  # DATABASE__STATEMENT_TIMEOUT_MS=4000
+async def test_timeout_settings_apply_to_connections(client: AsyncClient) -> None:
+    response = await client.get("/timeouts")
+    assert response.json() == {
+        "statement_timeout": "4s",  # DATABASE__STATEMENT_TIMEOUT_MS=4000
+        "lock_timeout": "200ms",  # DATABASE__LOCK_TIMEOUT_MS=200
+        "idle_in_transaction_session_timeout": "15s",  # the default
+    }
+
+
+async def test_lock_timeout_is_503_with_retry_after(
+    client: AsyncClient, engine: AsyncEngine
+) -> None:
+    async with engine.connect() as holder:
+        await holder.execute(text("SELECT id FROM db_parent WHERE id = 1 FOR UPDATE"))
+        # The request waits 200 ms for the row (SQLSTATE 55P03) instead of queueing forever.
+        response = await client.get("/locked")
+        await holder.rollback()
+    assert_database_unavailable(response, instance="/locked")
 
 
 async def test_statement_timeout_is_503_with_retry_after(client: AsyncClient) -> None:
     response = await client.get("/slow")
-    assert_problem(
-        response,
-        status=503,
-        code="service-unavailable",
-        instance="/slow",
-        detail="The database is unavailable.",
-    )
-    assert response.headers["retry-after"] == "5"
+    assert_database_unavailable(response, instance="/slow")
 
 
 async def test_killed_connection_is_503(client: AsyncClient) -> None:
@@ -275,17 +304,11 @@ async def test_pool_exhaustion_is_503(scratch_url: str) -> None:
         engine: AsyncEngine = app.state.engine
         async with engine.connect() as held:
             await held.execute(text("SELECT 1"))
-            response = await client.get("/statement-timeout")
-        freed = await client.get("/statement-timeout")
-    assert_problem(
-        response,
-        status=503,
-        code="service-unavailable",
-        instance="/statement-timeout",
-        detail="The database is unavailable.",
-    )
+            response = await client.get("/timeouts")
+        freed = await client.get("/timeouts")
+    assert_database_unavailable(response, instance="/timeouts")
     assert freed.status_code == 200
-    assert freed.json() == {"value": "4s"}
+    assert freed.json()["statement_timeout"] == "4s"
 
 
 def closed_port() -> int:
@@ -313,14 +336,7 @@ async def test_unreachable_server_is_503(scratch_url: str) -> None:
         ready = await client.get("/health/ready")
         live = await client.get("/health/live")
         unrelated = await client.get("/no-db")
-    assert_problem(
-        route,
-        status=503,
-        code="service-unavailable",
-        instance="/needs-db",
-        detail="The database is unavailable.",
-    )
-    assert route.headers["retry-after"] == "5"
+    assert_database_unavailable(route, instance="/needs-db")
     assert route.headers["x-frame-options"] == "DENY"
     assert_problem(ready, status=503, code="service-unavailable", instance="/health/ready")
     assert ready.headers["retry-after"] == "5"

@@ -65,7 +65,8 @@ def production_settings(database_url: str, **http: Any) -> Settings:
         database_url,
         environment="production",
         security=SecuritySettings(jwt_secret=SecretStr(PRODUCTION_SECRET)),
-        http=HttpSettings(**http),
+        # Production refuses a wildcard Host; the test client is `testserver`.
+        http=HttpSettings(**({"allowed_hosts": ["testserver"]} | http)),
     )
 
 
@@ -266,16 +267,25 @@ async def test_trusted_host_accepts_allowed_hosts(host_checked: FastAPI, host: s
 @pytest.mark.parametrize("host", ["evil.example", "roombook.dev", "internal.roombook.dev"])
 async def test_trusted_host_rejects_other_hosts(host_checked: FastAPI, host: str) -> None:
     async with client_for(host_checked, base_url=f"http://{host}") as client:
-        response = await client.get("/health/live", headers={"X-Request-ID": "host-1"})
+        response = await client.get("/context", headers={"X-Request-ID": "host-1"})
     assert_problem(
         response,
         status=400,
         code="bad-request",
-        instance="/health/live",
+        instance="/context",
         detail="Invalid host header.",
         request_id="host-1",
     )
     assert_security_headers(response.headers)
+
+
+@pytest.mark.parametrize("path", ["/health/live", "/health/ready"])
+async def test_probes_answer_whatever_the_host(host_checked: FastAPI, path: str) -> None:
+    # The image's HEALTHCHECK and load balancers call http://<ip>:8000/health/...
+    async with client_for(host_checked, base_url="http://10.1.2.3:8000") as client:
+        response = await client.get(path)
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
 
 
 @pytest.mark.parametrize(

@@ -116,7 +116,8 @@ def production_settings(database_url: str, **http: Any) -> Any:
         database_url,
         environment="production",
         security=SecuritySettings(jwt_secret=SecretStr(PRODUCTION_SECRET)),
-        http=HttpSettings(**http),
+        # Production refuses a wildcard Host; the test client is `testserver`.
+        http=HttpSettings(**({"allowed_hosts": ["testserver"]} | http)),
     )
 
 

@@ -177,7 +177,7 @@ def test_each_token_has_its_own_id(codec: TokenCodec) -> None:
 
 def test_other_token_types_round_trip_only_as_that_type(codec: TokenCodec) -> None:
     token = codec.encode(subject="u", claims={}, ttl=timedelta(hours=1), token_type="rt+jwt")
-    assert codec.decode(token, token_type="rt+jwt")["sub"] == "u"
+    assert codec.decode(token, token_type="rt+jwt", max_ttl=timedelta(hours=1))["sub"] == "u"
     with pytest.raises(InvalidToken, match="unexpected token type"):
         codec.decode(token)
 
@@ -251,6 +251,31 @@ def test_wrong_claims_are_rejected(
     values = {k: now + v if isinstance(v, timedelta) else v for k, v in override.items()}
     with pytest.raises(InvalidToken, match=reason):
         codec.decode(forge(claims(**values)))
+
+
+@pytest.mark.parametrize(
+    ("iat", "exp", "reason"),
+    [
+        # A 10-year token, honestly dated.
+        (timedelta(0), timedelta(days=3650), "lifetime longer than allowed"),
+        # TTL 600 s + leeway 10 s is the most any token may claim.
+        (timedelta(0), timedelta(seconds=611), "lifetime longer than allowed"),
+        # Dated ahead within the leeway so that exp - iat looks allowed, yet exp is too far.
+        (timedelta(seconds=8), timedelta(seconds=618), "expires further ahead"),
+    ],
+)
+def test_tokens_living_longer_than_the_ttl_are_rejected(
+    codec: TokenCodec, iat: timedelta, exp: timedelta, reason: str
+) -> None:
+    now = datetime.now(UTC)
+    with pytest.raises(InvalidToken, match=reason):
+        codec.decode(forge(claims(iat=now + iat, exp=now + exp)))
+
+
+def test_a_token_of_exactly_the_ttl_plus_leeway_is_accepted(codec: TokenCodec) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    token = forge(claims(iat=now, exp=now + timedelta(seconds=610)))
+    assert codec.decode(token)["sub"] == "user-1"
 
 
 def test_leeway_tolerates_small_clock_skew(codec: TokenCodec) -> None:

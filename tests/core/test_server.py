@@ -100,3 +100,13 @@ async def test_forwarded_for_from_loopback_is_not_believed(
     finally:
         await connection.close()
     assert [row["client_ip"] for row in recorded] == ["127.0.0.1"]
+
+
+@pytest.mark.parametrize("reload", [True, False], ids=["run", "serve"])
+async def test_no_server_banner_but_a_date(server_environment: str, reload: bool) -> None:
+    config = uvicorn.Config(cli.APP_FACTORY, **cli.server_options(get_settings(), reload=reload))
+    async with running(config) as client:
+        response = await client.get("/health/live")
+    assert response.status_code == 200
+    assert "server" not in response.headers
+    assert response.headers["date"].endswith(" GMT")

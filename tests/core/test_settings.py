@@ -38,9 +38,19 @@ def production(**overrides: object) -> Settings:
     values: dict[str, object] = {
         "environment": "production",
         "security": SecuritySettings(jwt_secret=SecretStr(GOOD_SECRET)),
+        "http": HttpSettings(allowed_hosts=["api.roombook.dev"]),
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]
+
+
+def previous(secret: str, *, key_id: str | None = "k0") -> SecuritySettings:
+    """Security settings with a good current secret and the given previous one."""
+    return SecuritySettings(
+        jwt_secret=SecretStr(GOOD_SECRET),
+        jwt_previous_secret=SecretStr(secret),
+        jwt_previous_key_id=key_id,
+    )
 
 
 def test_defaults_are_development() -> None:
@@ -134,7 +144,16 @@ def test_get_settings_is_cached_and_clearable(
 
 
 def test_valid_production_settings_pass() -> None:
-    settings = production(http=HttpSettings(cors_origins=["https://app.roombook.dev"]))
+    settings = production(
+        http=HttpSettings(
+            cors_origins=["https://app.roombook.dev"], allowed_hosts=["api.roombook.dev"]
+        ),
+        security=SecuritySettings(
+            jwt_secret=SecretStr(GOOD_SECRET),
+            jwt_previous_secret=SecretStr("previous-" + GOOD_SECRET),
+            jwt_previous_key_id="k0",
+        ),
+    )
     assert settings.is_production is True
     assert production_problems(settings) == []
     assert settings.docs_enabled is False
@@ -161,8 +180,33 @@ def test_valid_production_settings_pass() -> None:
             "SECURITY__ARGON2_TIME_COST is below 2",
         ),
         (
-            {"http": HttpSettings(cors_origins=["https://app.roombook.dev", "*"])},
+            {
+                "http": HttpSettings(
+                    cors_origins=["https://app.roombook.dev", "*"], allowed_hosts=["a.dev"]
+                )
+            },
             "HTTP__CORS_ORIGINS contains the wildcard '*'",
+        ),
+        ({"http": HttpSettings()}, "HTTP__ALLOWED_HOSTS contains the wildcard '*'"),
+        (
+            {"http": HttpSettings(allowed_hosts=["api.roombook.dev", "*"])},
+            "HTTP__ALLOWED_HOSTS contains the wildcard '*'",
+        ),
+        (
+            {"security": previous(DEV_JWT_SECRET)},
+            "SECURITY__JWT_PREVIOUS_SECRET is the development default",
+        ),
+        (
+            {"security": previous("x" * 31)},
+            "SECURITY__JWT_PREVIOUS_SECRET is shorter than 32 bytes",
+        ),
+        (
+            {"security": previous("previous-" + GOOD_SECRET, key_id=None)},
+            "SECURITY__JWT_PREVIOUS_KEY_ID must be set and differ from SECURITY__JWT_KEY_ID",
+        ),
+        (
+            {"security": previous("previous-" + GOOD_SECRET, key_id="k1")},
+            "SECURITY__JWT_PREVIOUS_KEY_ID must be set and differ from SECURITY__JWT_KEY_ID",
         ),
     ],
 )
@@ -173,6 +217,22 @@ def test_production_refuses_unsafe_settings(overrides: dict[str, object], messag
     assert "unsafe production settings" in text
     assert message in text
     assert GOOD_SECRET not in text
+
+
+def test_cli_names_a_short_previous_secret_instead_of_crashing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fresh_settings: None
+) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("SECURITY__JWT_SECRET", GOOD_SECRET)
+    monkeypatch.setenv("SECURITY__JWT_PREVIOUS_SECRET", "short-old-secret")
+    monkeypatch.setenv("SECURITY__JWT_PREVIOUS_KEY_ID", "k0")
+    monkeypatch.setenv("HTTP__ALLOWED_HOSTS", '["api.roombook.dev"]')
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["openapi", "-o", str(tmp_path / "openapi.json")])
+    text = str(caught.value.code)
+    assert text.startswith("roombook: refusing to start:")
+    assert "SECURITY__JWT_PREVIOUS_SECRET is shorter than 32 bytes" in text
+    assert "short-old-secret" not in text
 
 
 def test_production_lists_every_problem_at_once() -> None:
@@ -192,11 +252,13 @@ def test_unsafe_settings_are_fine_outside_production() -> None:
     assert production_problems(settings) == [
         "SECURITY__JWT_SECRET is the development default",
         "HTTP__CORS_ORIGINS contains the wildcard '*'",
+        "HTTP__ALLOWED_HOSTS contains the wildcard '*'",
     ]
 
 
 def test_docs_setting_overrides_the_environment_default() -> None:
-    assert production(http=HttpSettings(docs_enabled=True)).docs_enabled is True
+    hosts = ["api.roombook.dev"]
+    assert production(http=HttpSettings(docs_enabled=True, allowed_hosts=hosts)).docs_enabled
     assert Settings(_env_file=None, http=HttpSettings(docs_enabled=False)).docs_enabled is False
 
 
@@ -234,6 +296,7 @@ def test_cli_refuses_wildcard_cors_in_production(
     monkeypatch.setenv("SECURITY__JWT_SECRET", GOOD_SECRET)
     monkeypatch.setenv("DATABASE__URL", DB_URL)
     monkeypatch.setenv("HTTP__CORS_ORIGINS", '["*"]')
+    monkeypatch.setenv("HTTP__ALLOWED_HOSTS", '["api.roombook.dev"]')
     target = tmp_path / "openapi.json"
     with pytest.raises(SystemExit) as caught:
         cli.main(["openapi", "-o", str(target)])
