@@ -94,7 +94,7 @@ class AuditService:
         await self.repository.append(values={**values, "hash": entry_hash(entry)})
 
     async def get_event(self, *, event_id: uuid.UUID) -> AuditEvent:
-        """Load one entry or raise 404."""
+        """Load one entry, or raise `AuditEventNotFound`."""
         event = await self.repository.get(event_id=event_id)
         if event is None:
             raise AuditEventNotFound(f"No audit event has id {event_id}.")

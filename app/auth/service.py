@@ -145,7 +145,7 @@ class SessionService:
         )
 
     async def end_one(self, *, user_id: uuid.UUID, session_id: uuid.UUID) -> None:
-        """End one of the user's live sessions (say, a lost device), or raise 404."""
+        """End one of the user's live sessions (say, a lost device), or raise `SessionNotFound`."""
         await self._end_one(
             user_id=user_id, session_id=session_id, action=AuditAction.AUTH_SESSION_REVOKED
         )

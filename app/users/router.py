@@ -8,8 +8,9 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from app.auth.dependencies import AdminUser, CurrentUser, limit_credentials
 from app.core.openapi import problem_responses
 from app.core.pagination import Page, PageRequestDep
+from app.core.preconditions import IfMatchVersions, etag
 from app.core.types import QueryFlag, SingleLine
-from app.users.dependencies import IfMatchVersions, UserServiceDep, etag
+from app.users.dependencies import UserServiceDep
 from app.users.models import User
 from app.users.schemas import AdminUpdate, Role, SelfUpdate, UserCreate, UserFilter, UserRead
 
@@ -39,12 +40,14 @@ async def get_me(principal: CurrentUser, users: UserServiceDep, response: Respon
 async def update_me(
     principal: CurrentUser,
     data: SelfUpdate,
-    if_match: IfMatchVersions,
+    expected_versions: IfMatchVersions,
     users: UserServiceDep,
     response: Response,
 ) -> UserRead:
     """Change one's name or email; a new email needs `current_password` (403 when wrong)."""
-    user = await users.update_self(user_id=principal.id, if_match=if_match, data=data)
+    user = await users.update_self(
+        user_id=principal.id, expected_versions=expected_versions, data=data
+    )
     return _read(user, response)
 
 
@@ -95,12 +98,14 @@ async def update_user(
     _: AdminUser,
     user_id: uuid.UUID,
     data: AdminUpdate,
-    if_match: IfMatchVersions,
+    expected_versions: IfMatchVersions,
     users: UserServiceDep,
     response: Response,
 ) -> UserRead:
     """Change name, role or active flag; the last active admin keeps role and access (409)."""
-    user = await users.update_by_admin(user_id=user_id, if_match=if_match, data=data)
+    user = await users.update_by_admin(
+        user_id=user_id, expected_versions=expected_versions, data=data
+    )
     return _read(user, response)
 
 
@@ -110,10 +115,10 @@ async def update_user(
 async def deactivate_user(
     _: AdminUser,
     user_id: uuid.UUID,
-    if_match: IfMatchVersions,
+    expected_versions: IfMatchVersions,
     users: UserServiceDep,
     response: Response,
 ) -> UserRead:
     """Deactivate an account (never deleted) and end all its sessions at once."""
-    user = await users.deactivate(user_id=user_id, if_match=if_match)
+    user = await users.deactivate(user_id=user_id, expected_versions=expected_versions)
     return _read(user, response)

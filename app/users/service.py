@@ -11,8 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.actions import AuditAction, AuditEntity
 from app.audit.service import AuditService
 from app.auth.passwords import PasswordService
-from app.core.errors import Conflict, Forbidden, NotFound, PreconditionFailed, ValidationFailed
+from app.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from app.core.pagination import PageRequest, SortValue
+from app.core.preconditions import StaleVersion, check_version
 from app.users.models import User
 from app.users.repository import UserRepository
 from app.users.schemas import AdminUpdate, Role, SelfUpdate, UserCreate, UserFilter
@@ -45,13 +46,6 @@ class LastAdmin(Conflict):
 
     code = "last-admin"
     title = "Last active admin"
-
-
-class StaleVersion(PreconditionFailed):
-    """`If-Match` names a version the user has moved past."""
-
-    code = "stale-version"
-    title = "User changed since it was read"
 
 
 class CurrentPasswordInvalid(Forbidden):
@@ -88,12 +82,6 @@ def snapshot(user: User) -> dict[str, Any]:
         "role": user.role,
         "is_active": user.is_active,
     }
-
-
-def _check_version(user: User, if_match: frozenset[int]) -> None:
-    # A cheap early answer; the versioned UPDATE is what actually guards against races.
-    if user.version not in if_match:
-        raise StaleVersion(f"The user is at version {user.version}; send its current ETag.")
 
 
 def credentials(user: User) -> Credentials:
@@ -153,7 +141,7 @@ class UserService:
         return user
 
     async def get(self, *, user_id: uuid.UUID) -> User:
-        """Load a user or raise 404."""
+        """Load a user, or raise `UserNotFound`."""
         user = await self.repository.get(user_id=user_id)
         if user is None:
             raise UserNotFound(f"No user has id {user_id}.")
@@ -171,21 +159,21 @@ class UserService:
         return None if user is None else credentials(user)
 
     async def lock_credentials(self, *, user_id: uuid.UUID) -> Credentials:
-        """Login data of an account, its row locked until the transaction ends (or 404)."""
+        """Login data of an account, its row locked until the transaction ends (`UserNotFound`)."""
         user = await self.repository.get(user_id=user_id, for_update=True)
         if user is None:
             raise UserNotFound(f"No user has id {user_id}.")
         return credentials(user)
 
     async def update_self(
-        self, *, user_id: uuid.UUID, if_match: frozenset[int], data: SelfUpdate
+        self, *, user_id: uuid.UUID, expected_versions: frozenset[int], data: SelfUpdate
     ) -> User:
         """Change one's own name or email; a new email needs the current password.
 
-        `if_match` holds the versions `If-Match` named; the user must be at one of them.
+        The user must be at one of `expected_versions` (`StaleVersion` otherwise).
         """
         user = await self.get(user_id=user_id)
-        _check_version(user, if_match)
+        check_version(current=user.version, expected_versions=expected_versions, resource="user")
         values: dict[str, Any] = {}
         if data.full_name is not None and data.full_name != user.full_name:
             values["full_name"] = data.full_name
@@ -197,11 +185,11 @@ class UserService:
         return await self._apply(user=user, values=values)
 
     async def update_by_admin(
-        self, *, user_id: uuid.UUID, if_match: frozenset[int], data: AdminUpdate
+        self, *, user_id: uuid.UUID, expected_versions: frozenset[int], data: AdminUpdate
     ) -> User:
         """Change a user's name, role or active flag, keeping at least one active admin."""
         user = await self.get(user_id=user_id)
-        _check_version(user, if_match)
+        check_version(current=user.version, expected_versions=expected_versions, resource="user")
         values: dict[str, Any] = {}
         if data.full_name is not None and data.full_name != user.full_name:
             values["full_name"] = data.full_name
@@ -217,10 +205,10 @@ class UserService:
             await self._keep_an_admin(user_id=user.id)
         return await self._apply(user=user, values=values)
 
-    async def deactivate(self, *, user_id: uuid.UUID, if_match: frozenset[int]) -> User:
+    async def deactivate(self, *, user_id: uuid.UUID, expected_versions: frozenset[int]) -> User:
         """Deactivate an account (never deleted); ends every session of it."""
         return await self.update_by_admin(
-            user_id=user_id, if_match=if_match, data=AdminUpdate(is_active=False)
+            user_id=user_id, expected_versions=expected_versions, data=AdminUpdate(is_active=False)
         )
 
     async def set_password(self, *, user_id: uuid.UUID, password: str, field: str) -> None:

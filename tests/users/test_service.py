@@ -7,9 +7,10 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.preconditions import StaleVersion
 from app.users.dependencies import build_user_service
 from app.users.schemas import AdminUpdate
-from app.users.service import StaleVersion, UserNotFound
+from app.users.service import UserNotFound
 from tests.conftest import CreateUser
 
 
@@ -26,7 +27,7 @@ async def test_a_change_committed_between_read_and_write_is_refused(
     await db_session.execute(text("UPDATE users SET version = 2 WHERE id = :id"), {"id": user_id})
     with pytest.raises(StaleVersion, match="changed concurrently"):
         await users.update_by_admin(
-            user_id=user_id, if_match=frozenset({1}), data=AdminUpdate(full_name="After")
+            user_id=user_id, expected_versions=frozenset({1}), data=AdminUpdate(full_name="After")
         )
 
 
