@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.core.types import SingleLine
+from app.core.types import RequestBody, SingleLine
 from app.users.schemas import Email, FullName, Password
 
 
@@ -18,28 +18,22 @@ class Delivery(StrEnum):
     BODY = "body"
 
 
-class RegisterRequest(BaseModel):
+class RegisterRequest(RequestBody):
     """A self-service sign-up; the account becomes a `member`."""
-
-    model_config = ConfigDict(extra="forbid")
 
     email: Email
     password: Password
     full_name: FullName
 
 
-class RefreshRequest(BaseModel):
+class RefreshRequest(RequestBody):
     """A refresh token in the body, for clients without a cookie jar (the answer uses the body)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     refresh_token: SingleLine = Field(min_length=1, max_length=256)
 
 
-class PasswordChange(BaseModel):
+class PasswordChange(RequestBody):
     """The current password, and the new one it is replaced with."""
-
-    model_config = ConfigDict(extra="forbid")
 
     current_password: Password
     new_password: Password

@@ -7,6 +7,8 @@ from starlette.responses import JSONResponse
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_BASE = "https://roombook.dev/problems/"
+MAX_FIELD_ERRORS = 50
+"""A 422 lists at most this many field errors and counts the rest in `errors_omitted`."""
 
 
 class AppError(Exception):
@@ -36,19 +38,27 @@ class BadRequest(AppError):
 
 
 class ValidationFailed(AppError):
-    """Input failed validation; `errors` names each field."""
+    """Input failed validation; `errors` names each field (the first 50 of them)."""
 
     status = 422
     code = "validation-failed"
     title = "Validation failed"
 
-    def __init__(self, errors: Sequence[Mapping[str, str]], detail: str | None = None):
+    def __init__(
+        self,
+        errors: Sequence[Mapping[str, str]],
+        detail: str | None = None,
+        *,
+        omitted: int = 0,
+    ):
         super().__init__(detail or "The request contains invalid fields.")
-        self.errors = [dict(e) for e in errors]
+        # A body of 100,000 unknown keys is 100,000 errors: the answer stays small.
+        self.errors = [dict(e) for e in errors[:MAX_FIELD_ERRORS]]
+        self.omitted = omitted + max(len(errors) - MAX_FIELD_ERRORS, 0)
 
     def extensions(self) -> dict[str, Any]:
-        """Carry the per-field errors."""
-        return {"errors": self.errors}
+        """Carry the per-field errors, and how many more there were."""
+        return {"errors": self.errors} | ({"errors_omitted": self.omitted} if self.omitted else {})
 
 
 class Unauthorized(AppError):

@@ -7,10 +7,12 @@ from typing import cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from app.core.errors import (
+    MAX_FIELD_ERRORS,
     AppError,
     BadRequest,
     Conflict,
@@ -85,6 +87,15 @@ async def handle_app_error(request: Request, exc: Exception) -> Response:
     return _respond(request, exc)
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at the request's path."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        if route.methods and route.path_regex.match(request.scope["path"]):
+            methods |= route.methods
+    return sorted(methods)
+
+
 async def handle_http_exception(request: Request, exc: Exception) -> Response:
     """Render Starlette's routing errors (404, 405, …) and other HTTP errors as problems."""
     assert isinstance(exc, HTTPException)
@@ -92,17 +103,22 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     response = _respond(request, error)
     if exc.headers:
         response.headers.update(exc.headers)
+    if exc.status_code == 405:
+        # Starlette names only the methods of the first route matching the path; a path
+        # served by several routes (GET and POST /users) must list them all.
+        response.headers["Allow"] = ", ".join(allowed_methods(request))
     return response
 
 
 async def handle_validation_error(request: Request, exc: Exception) -> Response:
     """Name each invalid field; never echo the rejected input back."""
     assert isinstance(exc, RequestValidationError)
+    raw = exc.errors()
     errors = [
         {"field": field_path(tuple(e["loc"])), "message": e["msg"], "type": e["type"]}
-        for e in exc.errors()
+        for e in raw[:MAX_FIELD_ERRORS]
     ]
-    return _respond(request, ValidationFailed(errors))
+    return _respond(request, ValidationFailed(errors, omitted=len(raw) - len(errors)))
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:

@@ -25,6 +25,9 @@ class Problem(BaseModel):
     code: str
     request_id: str | None
     errors: list[FieldError] | None = None
+    errors_omitted: int | None = Field(
+        default=None, description="Field errors beyond the first 50, not listed in `errors`."
+    )
 
 
 PROBLEM_SCHEMA_REF = "#/components/schemas/Problem"

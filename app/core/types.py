@@ -13,13 +13,18 @@ from typing import Annotated, Any
 from pydantic import (
     AfterValidator,
     AwareDatetime,
+    BaseModel,
     BeforeValidator,
+    ConfigDict,
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
     Strict,
+    model_validator,
 )
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema
+
+from app.core.errors import MAX_FIELD_ERRORS
 
 MIN_YEAR = 1900
 MAX_YEAR = 9000
@@ -139,3 +144,26 @@ QueryFlag = Annotated[bool, BeforeValidator(_query_flag)]
 JsonStringForm = Strict(False)
 """Marks an enum or UUID field of a strict body: FastAPI validates the parsed JSON in Python
 mode, where strict validation would refuse the string form such values have in JSON."""
+
+
+class RequestBody(BaseModel):
+    """Base of every JSON request body: unknown fields refused, no lax coercion.
+
+    Strict means `"false"` is not a boolean and `"1"` not a number. Enums and UUIDs keep
+    their JSON string form through `JsonStringForm`; `BoundedDatetime` already does.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_floods_of_unknown_fields(cls, data: Any) -> Any:
+        # 100,000 unknown keys would each become an error object (about a second of CPU
+        # for an anonymous caller); past the cap one error says it all.
+        if isinstance(data, dict) and len(data) > len(cls.model_fields) + MAX_FIELD_ERRORS:
+            raise PydanticCustomError(
+                "too_many_fields",
+                "The body has {count} fields; this request knows {known}.",
+                {"count": len(data), "known": len(cls.model_fields)},
+            )
+        return data

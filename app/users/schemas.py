@@ -11,7 +11,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
-from app.core.types import NoControlCharacters, SingleLine
+from app.core.types import JsonStringForm, NoControlCharacters, RequestBody, SingleLine
 
 PASSWORD_INPUT_MAX = 1024
 """Raw input cap before normalisation; the policy then enforces the real maximum (128)."""
@@ -55,34 +55,28 @@ class UserRead(BaseModel):
     last_login_at: datetime | None
 
 
-class UserCreate(BaseModel):
+class UserCreate(RequestBody):
     """An account an admin creates, with its initial password and role."""
-
-    model_config = ConfigDict(extra="forbid")
 
     email: Email
     full_name: FullName
     password: Password
-    role: Role = Role.MEMBER
+    role: Annotated[Role, JsonStringForm] = Role.MEMBER
 
 
-class SelfUpdate(BaseModel):
+class SelfUpdate(RequestBody):
     """Changes a user makes to their own account; a new email needs the current password."""
-
-    model_config = ConfigDict(extra="forbid")
 
     full_name: FullName | None = None
     email: Email | None = None
     current_password: Password | None = None
 
 
-class AdminUpdate(BaseModel):
+class AdminUpdate(RequestBody):
     """Changes an admin makes to any account."""
 
-    model_config = ConfigDict(extra="forbid")
-
     full_name: FullName | None = None
-    role: Role | None = None
+    role: Annotated[Role, JsonStringForm] | None = None
     is_active: bool | None = None
 
 

@@ -1,5 +1,7 @@
 """Auth input the database cannot store is refused with a 422 naming the field, never a 500."""
 
+import json
+
 import pytest
 from httpx import AsyncClient
 
@@ -72,3 +74,14 @@ async def test_password_change_refuses_control_characters(
         headers=member_headers,
     )
     assert_invalid_fields(response, "new_password")
+
+
+async def test_a_megabyte_of_unknown_keys_gets_a_small_answer(client: AsyncClient) -> None:
+    flood = json.dumps({f"{i:x}": 1 for i in range(110_000)}, separators=(",", ":"))
+    assert 1_000_000 < len(flood) < 1_048_576
+    response = await client.post(
+        REGISTER, content=flood, headers={"Content-Type": "application/json"}
+    )
+    (error,) = assert_invalid_fields(response, "body")
+    assert error["type"] == "too_many_fields"
+    assert len(response.content) < 1024

@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException
 
 from app.core.config import HttpSettings, LogSettings, Settings
 from app.core.errors import (
+    MAX_FIELD_ERRORS,
     AppError,
     BadRequest,
     Conflict,
@@ -58,6 +59,18 @@ def add_routes(app: FastAPI) -> None:
     @app.post("/upload")
     async def upload(payload: dict[str, str]) -> dict[str, int]:
         return {"keys": len(payload)}
+
+    @app.get("/numbers")
+    async def numbers(n: Annotated[list[int], Query()]) -> list[int]:
+        return n
+
+    @app.get("/things")
+    async def list_things() -> list[str]:
+        return []
+
+    @app.post("/things")
+    async def add_thing() -> None:
+        return None
 
     @app.get("/boom")
     async def boom() -> None:
@@ -129,6 +142,40 @@ async def test_wrong_method_is_405_problem_with_allow(small_client: AsyncClient)
         title="Method not allowed",
     )
     assert response.headers["allow"] == "POST"
+
+
+@pytest.mark.parametrize("method", ["DELETE", "PUT", "OPTIONS"])
+async def test_405_allows_every_method_of_the_path(small_client: AsyncClient, method: str) -> None:
+    response = await small_client.request(method, "/things")
+    assert_problem(response, status=405, code="method-not-allowed", instance="/things")
+    assert response.headers["allow"] == "GET, POST"
+
+
+async def test_422_lists_the_first_50_errors_and_counts_the_rest(
+    small_client: AsyncClient,
+) -> None:
+    response = await small_client.get("/numbers", params={"n": ["x"] * 120})
+    body = assert_problem(response, status=422, code="validation-failed", instance="/numbers")
+    assert len(body["errors"]) == MAX_FIELD_ERRORS == 50
+    assert body["errors"][0] == {
+        "field": "n.0",
+        "message": "Input should be a valid integer, unable to parse string as an integer",
+        "type": "int_parsing",
+    }
+    assert body["errors_omitted"] == 70
+
+
+async def test_422_without_omissions_has_no_count(small_client: AsyncClient) -> None:
+    response = await small_client.get("/numbers", params={"n": ["x"] * 50})
+    body = assert_problem(response, status=422, code="validation-failed", instance="/numbers")
+    assert len(body["errors"]) == 50
+    assert "errors_omitted" not in body
+
+
+def test_validation_failed_caps_errors_from_any_producer() -> None:
+    error = ValidationFailed([{"field": f"f{i}", "message": "bad", "type": "t"} for i in range(60)])
+    assert [e["field"] for e in error.extensions()["errors"]] == [f"f{i}" for i in range(50)]
+    assert error.extensions()["errors_omitted"] == 10
 
 
 async def test_validation_422_names_fields_and_never_echoes_input(

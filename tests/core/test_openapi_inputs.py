@@ -1,14 +1,20 @@
 """Every text input the API documents refuses control characters, as the core types enforce."""
 
 import re
+import typing
+import uuid
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from fastapi.routing import APIRoute, iter_route_contexts
+from httpx import AsyncClient
 
+from app.core.types import RequestBody
 from tests.core.test_openapi import operations
 
 NOT_TEXT_FORMATS = {"uuid", "date-time"}
+PATH_PARAM = re.compile(r"\{[^}]+\}")
 
 
 @pytest.fixture(scope="module")
@@ -70,3 +76,47 @@ def test_every_text_input_refuses_control_characters(document: dict[str, Any]) -
         assert pattern is not None, where
         for character in ("\x00", "\x01", "\x1f"):
             assert re.search(pattern, f"a{character}b") is None, (where, pattern)
+
+
+def test_every_json_body_is_a_strict_request_body(app: FastAPI) -> None:
+    routes = [context.original_route for context in iter_route_contexts(app.routes)]
+    bodies = [
+        route.body_field.field_info.annotation
+        for route in routes
+        if isinstance(route, APIRoute) and route.body_field is not None
+    ]
+    json_models = {
+        option
+        for body in bodies
+        for option in typing.get_args(body) or (body,)
+        # Form bodies (`Body_<operation>`) are FastAPI's own models of form parameters.
+        if isinstance(option, type) and option is not type(None)
+        if not option.__name__.startswith("Body_")
+    }
+    assert len(json_models) >= 6
+    for model in json_models:
+        assert issubclass(model, RequestBody), model
+        assert model.model_config["strict"] is True
+
+
+async def test_405_lists_every_method_of_every_path(
+    client: AsyncClient, document: dict[str, Any]
+) -> None:
+    templates = {
+        re.compile("^" + PATH_PARAM.sub("[^/]+", path) + "$"): item
+        for path, item in document["paths"].items()
+    }
+    for path in document["paths"]:
+        url = PATH_PARAM.sub(str(uuid.uuid4()), path)
+        # `/users/me` is also `/users/{user_id}` to the router: both paths' methods count.
+        served = {
+            method.upper()
+            for template, item in templates.items()
+            if template.match(url)
+            for method in item
+        }
+        response = await client.request("PUT", url)
+        assert response.status_code == 405, path
+        assert response.headers["allow"] == ", ".join(sorted(served)), path
+    me = await client.request("PUT", "/api/v1/users/me")
+    assert me.headers["allow"] == "DELETE, GET, PATCH"

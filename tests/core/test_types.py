@@ -1,18 +1,23 @@
 """The core input types: text without control characters, bounded datetimes, strict flags."""
 
+import uuid
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated, Any
 
 import pytest
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, TypeAdapter, ValidationError
 
+from app.core.errors import MAX_FIELD_ERRORS
 from app.core.types import (
     MAX_YEAR,
     MIN_YEAR,
     BoundedDatetime,
+    JsonStringForm,
     MultiLine,
     NoControlCharacters,
     QueryFlag,
+    RequestBody,
     SingleLine,
 )
 
@@ -147,3 +152,71 @@ def test_query_flags_refuse_every_other_spelling(value: object) -> None:
 
 def test_query_flags_are_documented_as_booleans() -> None:
     assert TypeAdapter(QueryFlag).json_schema() == {"type": "boolean"}
+
+
+class Colour(StrEnum):
+    """An enum of a test body."""
+
+    RED = "red"
+
+
+class Thing(RequestBody):
+    """A body with one field of every kind the API uses."""
+
+    name: SingleLine
+    count: int
+    active: bool
+    colour: Annotated[Colour, JsonStringForm]
+    owner: Annotated[uuid.UUID, JsonStringForm]
+    at: BoundedDatetime
+
+
+VALID_THING = {
+    "name": "a",
+    "count": 1,
+    "active": True,
+    "colour": "red",
+    "owner": "00000000-0000-4000-8000-000000000001",
+    "at": "2024-05-01T10:00:00Z",
+}
+
+
+def test_request_bodies_accept_the_json_forms() -> None:
+    thing = Thing.model_validate(VALID_THING)
+    assert thing.colour is Colour.RED
+    assert thing.owner == uuid.UUID(VALID_THING["owner"])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("active", "false"),
+        ("active", 0),
+        ("count", "1"),
+        ("count", 1.0),
+        ("count", True),
+        ("name", 5),
+        ("colour", "RED"),
+        ("at", 1_700_000_000),
+    ],
+)
+def test_request_bodies_do_not_coerce(field: str, value: object) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Thing.model_validate({**VALID_THING, field: value})
+    assert [e["loc"] for e in caught.value.errors()] == [(field,)]
+
+
+def test_request_bodies_refuse_unknown_fields_one_by_one() -> None:
+    with pytest.raises(ValidationError) as caught:
+        Thing.model_validate({**VALID_THING, **{f"x{i}": 1 for i in range(MAX_FIELD_ERRORS)}})
+    assert len(caught.value.errors()) == MAX_FIELD_ERRORS
+    assert {e["type"] for e in caught.value.errors()} == {"extra_forbidden"}
+
+
+def test_a_flood_of_unknown_fields_is_one_error() -> None:
+    flood = {f"{i:x}": 1 for i in range(110_000)}
+    with pytest.raises(ValidationError) as caught:
+        Thing.model_validate(flood)
+    (error,) = caught.value.errors(include_input=False)
+    assert error["type"] == "too_many_fields"
+    assert error["msg"] == "The body has 110000 fields; this request knows 6."

@@ -81,3 +81,30 @@ async def test_active_flag_filters_with_true_and_false(
     }
     assert str(inactive) in listed["false"]
     assert str(inactive) not in listed["true"]
+
+
+@pytest.mark.parametrize("value", ["false", "true", 0, 1, None])
+async def test_admin_update_takes_only_json_booleans(
+    client: AsyncClient, admin_headers: dict[str, str], create_user: CreateUser, value: object
+) -> None:
+    user_id = await create_user()
+    response = await client.patch(
+        f"{USERS}/{user_id}",
+        json={"is_active": value} if value is not None else {"full_name": 5},
+        headers={**admin_headers, "If-Match": '"1"'},
+    )
+    assert_invalid_fields(response, "is_active" if value is not None else "full_name")
+
+
+async def test_admin_update_takes_the_role_as_its_json_string(
+    client: AsyncClient, admin_headers: dict[str, str], create_user: CreateUser
+) -> None:
+    user_id = await create_user()
+    response = await client.patch(
+        f"{USERS}/{user_id}",
+        json={"role": "manager", "is_active": False},
+        headers={**admin_headers, "If-Match": '"1"'},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["role"] == "manager"
+    assert response.json()["is_active"] is False
