@@ -5,7 +5,10 @@ test server (TEST_DATABASE_URL, else the embedded PostgreSQL), migrates it, and 
 `--writers` concurrent writers, each committing `--changes` transactions:
 
 * plain:   INSERT one row into a table without audit;
-* audited: the same INSERT plus `AuditService.record` in the same transaction.
+* audited: the same INSERT plus `AuditService.record` in the same transaction;
+* slow:    the audited change followed by `--slow-ms` (20) of other work before COMMIT,
+           e.g. a password hash, over `--slow-changes` (50) commits per writer. Writers
+           overlap their slow work only if nothing after `record()` holds the chain lock.
 
 Afterwards the chain is verified (nothing lost, order intact). `--explain-rows N` also
 loads N synthetic audit rows and prints the plan and run time of every list filter.
@@ -13,6 +16,7 @@ loads N synthetic audit rows and prints the plan and run time of every list filt
 
 import argparse
 import asyncio
+import functools
 import statistics
 import sys
 import time
@@ -73,6 +77,12 @@ async def audited_change(session: AsyncSession, writer: int, n: int) -> None:
     )
 
 
+async def slow_audited_change(session: AsyncSession, writer: int, n: int, *, slow_s: float) -> None:
+    """The audited change, then slow work in the same transaction before it commits."""
+    await audited_change(session, writer, n)
+    await asyncio.sleep(slow_s)
+
+
 async def run_writers(
     factory: async_sessionmaker[AsyncSession], change: Change, *, writers: int, changes: int
 ) -> float:
@@ -94,24 +104,38 @@ async def bench_writers(engine: AsyncEngine, args: argparse.Namespace) -> None:
     async with engine.begin() as connection:
         await connection.execute(CREATE_TABLE)
     await run_writers(factory, plain_change, writers=args.writers, changes=20)  # warm the pool
-    rates: dict[str, list[float]] = {"plain": [], "audited": []}
+    slow = functools.partial(slow_audited_change, slow_s=args.slow_ms / 1000)
+    scenarios: tuple[tuple[str, Change, int], ...] = (
+        ("plain", plain_change, args.changes),
+        ("audited", audited_change, args.changes),
+        ("slow", slow, args.slow_changes),
+    )
+    rates: dict[str, list[float]] = {name: [] for name, _, _ in scenarios}
     for _ in range(args.rounds):
-        for name, change in (("plain", plain_change), ("audited", audited_change)):
-            rate = await run_writers(factory, change, writers=args.writers, changes=args.changes)
+        for name, change, changes in scenarios:
+            rate = await run_writers(factory, change, writers=args.writers, changes=changes)
             rates[name].append(rate)
     async with factory() as session:
         started = time.perf_counter()
         report = await AuditService(session).verify()
         verify_s = time.perf_counter() - started
         rows = await session.scalar(text("SELECT count(*) FROM bench_changes"))
-    plain, audited = (statistics.median(rates[k]) for k in ("plain", "audited"))
+    plain, audited, slowed = (statistics.median(rates[k]) for k in ("plain", "audited", "slow"))
     total = args.writers * args.changes
     out(f"{args.writers} writers x {args.changes} commits = {total} changes per round, ")
     out(f"{args.rounds} rounds each, median:")
     out(f"  without audit: {plain:8.0f} changes/s   (rounds: {_rates(rates['plain'])})")
     out(f"  with audit:    {audited:8.0f} changes/s   (rounds: {_rates(rates['audited'])})")
     out(f"  audit cost:    {100 * (1 - audited / plain):.0f}% fewer changes/s")
-    expected = total * args.rounds
+    ideal = args.writers * 1000 / args.slow_ms
+    out(
+        f"  with audit and {args.slow_ms} ms of work after record(), "
+        f"{args.writers} x {args.slow_changes} commits:"
+    )
+    out(f"                 {slowed:8.0f} changes/s   (rounds: {_rates(rates['slow'])})")
+    out(f"                 (at most {ideal:.0f}/s if the writers' slow work overlaps, ")
+    out(f"                 {ideal / args.writers:.0f}/s if it runs one writer at a time)")
+    expected = (total + args.writers * args.slow_changes) * args.rounds
     out(f"chain: {report.checked} entries, ok={report.ok} (expected {expected}); rows={rows}")
     out(f"verification: {report.checked / verify_s:.0f} entries/s")
     if not report.ok or report.checked != expected:
@@ -198,6 +222,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--writers", type=int, default=4)
     parser.add_argument("--changes", type=int, default=250, help="commits per writer and round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--slow-ms", type=int, default=20, help="work after record() in ms")
+    parser.add_argument("--slow-changes", type=int, default=50, help="slow commits per writer")
     parser.add_argument("--explain-rows", type=int, default=0, help="e.g. 1000000")
     return parser.parse_args(argv)
 

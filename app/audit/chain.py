@@ -4,7 +4,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,11 +27,10 @@ HASHED_FIELDS = (
 
 
 @dataclass(frozen=True, slots=True)
-class ChainEntry:
-    """The hashed content of one audit entry, as stored."""
+class PendingEntry:
+    """An entry recorded but not yet appended: its content without its place in the chain."""
 
     id: uuid.UUID
-    seq: int
     occurred_at: datetime
     action: str
     actor_id: uuid.UUID | None
@@ -42,6 +41,18 @@ class ChainEntry:
     entity_type: str
     entity_id: str | None
     changes: Mapping[str, Any]
+
+    def link(self, *, seq: int, prev_hash: str) -> "ChainEntry":
+        """The entry placed at `seq`, after the entry whose hash is `prev_hash`."""
+        content = {field.name: getattr(self, field.name) for field in fields(PendingEntry)}
+        return ChainEntry(**content, seq=seq, prev_hash=prev_hash)
+
+
+@dataclass(frozen=True, slots=True)
+class ChainEntry(PendingEntry):
+    """The hashed content of one audit entry, as stored: its content and its place in the chain."""
+
+    seq: int
     prev_hash: str
 
 

@@ -1,12 +1,14 @@
 """Every audit query: appending under the chain head's lock, filtered reads, chain walks."""
 
+import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from sqlalchemy import Row, Select, bindparam, func, insert, select, update
+from sqlalchemy import Row, Select, func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from app.audit.models import GENESIS_HASH, HEAD_ID, AuditChainHead, AuditEvent
 from app.audit.schemas import AuditEventRead, AuditFilter
@@ -14,8 +16,7 @@ from app.core.pagination import PageRequest, SortValue, fetch_page
 
 EXPORT_BATCH_ROWS = 1000
 
-# Appends run on every audited change, so their statements are built once, on Core tables
-# (no ORM bookkeeping), with bound parameters.
+# Chain statements run on every audited commit, so they use Core tables (no ORM bookkeeping).
 _events = AuditEvent.metadata.tables[AuditEvent.__tablename__]
 _head = AuditChainHead.metadata.tables[AuditChainHead.__tablename__]
 READ_HEAD = select(_head.c.last_seq, _head.c.last_hash).where(_head.c.id == HEAD_ID)
@@ -23,12 +24,29 @@ LOCK_HEAD = READ_HEAD.with_for_update()
 CREATE_HEAD = (
     pg_insert(_head).values(id=HEAD_ID, last_seq=0, last_hash=GENESIS_HASH).on_conflict_do_nothing()
 )
-APPEND = (
-    update(_head)
-    .where(_head.c.id == HEAD_ID)
-    .values(last_seq=bindparam("e_seq"), last_hash=bindparam("e_hash"))
-    .add_cte(insert(_events).values({c.name: bindparam(f"e_{c.name}") for c in _events.c}).cte())
+
+# All of a commit's entries in one statement whatever their number: one array per column,
+# unnested in lockstep. Always the same text, so asyncpg prepares it once per connection.
+APPEND = text("""
+WITH appended AS (
+    INSERT INTO audit_events (
+        id, seq, occurred_at, action, actor_id, actor_role, request_id, client_ip,
+        user_agent, entity_type, entity_id, changes, prev_hash, hash
+    )
+    SELECT * FROM unnest(
+        CAST(:id AS uuid[]), CAST(:seq AS bigint[]), CAST(:occurred_at AS timestamptz[]),
+        CAST(:action AS text[]), CAST(:actor_id AS uuid[]), CAST(:actor_role AS text[]),
+        CAST(:request_id AS text[]), CAST(:client_ip AS text[]), CAST(:user_agent AS text[]),
+        CAST(:entity_type AS text[]), CAST(:entity_id AS text[]),
+        CAST(CAST(:changes AS text[]) AS jsonb[]), CAST(:prev_hash AS text[]),
+        CAST(:hash AS text[])
+    )
 )
+UPDATE audit_chain_head SET last_seq = :head_seq, last_hash = :head_hash WHERE id = 1
+""")
+_ARRAY_COLUMNS = tuple(column.name for column in _events.c)
+
+
 # One statement, so the head and the rows are read in the same snapshot: a row committed by
 # a writer always commits with the head advanced to it, so a row past the head was forged.
 BEYOND_HEAD = (
@@ -71,28 +89,38 @@ def filtered(*, filters: AuditFilter) -> Select[AuditEvent]:
     return statement
 
 
-class AuditRepository:
-    """Reads and appends audit rows in the caller's session."""
+class ChainWriter:
+    """The chain append, run with the synchronous session inside the commit."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: Session) -> None:
         self.session = session
 
-    async def lock_head(self) -> tuple[int, str]:
+    def lock_head(self) -> tuple[int, str]:
         """Lock the chain head until the transaction ends; return its last seq and hash.
 
         The row lock is what orders concurrent appends: the next writer waits here until
         this transaction commits or rolls back, then reads the head it left behind.
         """
-        row = (await self.session.execute(LOCK_HEAD)).one_or_none()
+        row = self.session.execute(LOCK_HEAD).one_or_none()
         if row is None:
             # An emptied database (tests truncate every table) gets its genesis head back.
-            await self.session.execute(CREATE_HEAD)
-            row = (await self.session.execute(LOCK_HEAD)).one()
+            self.session.execute(CREATE_HEAD)
+            row = self.session.execute(LOCK_HEAD).one()
         return row.last_seq, row.last_hash
 
-    async def append(self, *, values: dict[str, Any]) -> None:
-        """Insert the entry and advance the head to it, in one round trip."""
-        await self.session.execute(APPEND, {f"e_{name}": value for name, value in values.items()})
+    def append(self, *, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert the entries (in seq order) and advance the head to the last, in one round trip."""
+        parameters: dict[str, Any] = {name: [row[name] for row in rows] for name in _ARRAY_COLUMNS}
+        parameters["changes"] = [json.dumps(row["changes"]) for row in rows]
+        parameters |= {"head_seq": rows[-1]["seq"], "head_hash": rows[-1]["hash"]}
+        self.session.execute(APPEND, parameters)
+
+
+class AuditRepository:
+    """Reads and appends audit rows in the caller's session."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
 
     async def head(self) -> tuple[int, str]:
         """Read the head without locking it (genesis when there is none)."""

@@ -8,16 +8,18 @@ from typing import Any
 import structlog
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from app.audit.actions import AuditAction, AuditEntity
-from app.audit.chain import HASHED_FIELDS, ChainEntry, entry_hash
+from app.audit.chain import HASHED_FIELDS, ChainEntry, PendingEntry, entry_hash
 from app.audit.changes import diff
 from app.audit.models import GENESIS_HASH, AuditEvent
-from app.audit.repository import AuditRepository
+from app.audit.repository import AuditRepository, ChainWriter
 from app.audit.schemas import AuditFilter, BrokenEntry, ChainReport
 from app.core.context import current_context
 from app.core.errors import NotFound
 from app.core.pagination import PageRequest, SortValue
+from app.core.unit_of_work import queue_before_commit
 
 VERIFY_BATCH_ROWS = 2000
 SYSTEM_ROLE = "system"
@@ -46,10 +48,28 @@ def _as_entry(row: Row[Any]) -> ChainEntry:
     return ChainEntry(**{name: getattr(row, name) for name in HASHED_FIELDS})
 
 
+def append_to_chain(session: Session, entries: Sequence[PendingEntry]) -> None:
+    """Append a unit of work's recorded entries to the chain, just before its COMMIT.
+
+    Locks the chain head (two round trips to COMMIT from here: this lock and the
+    insert), so seq order is commit order and every entry links to the one committed
+    before it, while nothing the transaction did earlier runs under the lock.
+    """
+    writer = ChainWriter(session)
+    last_seq, last_hash = writer.lock_head()
+    rows = []
+    for pending in entries:
+        entry = pending.link(seq=last_seq + 1, prev_hash=last_hash)
+        last_seq, last_hash = entry.seq, entry_hash(entry)
+        rows.append({**{name: getattr(entry, name) for name in HASHED_FIELDS}, "hash": last_hash})
+    writer.append(rows=rows)
+
+
 class AuditService:
-    """Append audit entries to the caller's transaction and read them back."""
+    """Record audit entries in the caller's unit of work and read them back."""
 
     def __init__(self, session: AsyncSession, *, clock: Callable[[], datetime] = utc_now) -> None:
+        self.session = session
         self.repository = AuditRepository(session)
         self.clock = clock
 
@@ -62,21 +82,18 @@ class AuditService:
         before: Mapping[str, Any] | None = None,
         after: Mapping[str, Any] | None = None,
     ) -> None:
-        """Append an entry describing a change, in the same transaction as the change.
+        """Record an entry describing a change, to commit in the same transaction as the change.
 
-        Nothing is committed here: the entry commits or rolls back with the caller's
-        unit of work, and a failed insert fails that unit of work too.
+        Nothing is written here: the entry waits on the caller's unit of work and is
+        appended to the chain as the last statements before its COMMIT (see
+        `append_to_chain`), so slow work after `record()` holds no lock other writers
+        need. A rollback drops it with the change, and a failed append fails the commit.
         """
         context = current_context()
         action = AuditAction(action)
         entity_type = AuditEntity(entity_type)
-        changes = diff(before, after)  # computed before the lock, to keep the locked span short
-        # Appends are serialised on the chain head until this transaction ends, so seq
-        # order is commit order and every entry links to the one committed before it.
-        last_seq, last_hash = await self.repository.lock_head()
-        entry = ChainEntry(
+        entry = PendingEntry(
             id=uuid.uuid4(),
-            seq=last_seq + 1,
             occurred_at=self.clock().astimezone(UTC),
             action=action.value,
             actor_id=context.actor_id,
@@ -87,11 +104,9 @@ class AuditService:
             user_agent=_clip(context.user_agent, 256),
             entity_type=entity_type.value,
             entity_id=None if entity_id is None else str(entity_id),
-            changes=changes,
-            prev_hash=last_hash,
+            changes=diff(before, after),
         )
-        values = {name: getattr(entry, name) for name in HASHED_FIELDS}
-        await self.repository.append(values={**values, "hash": entry_hash(entry)})
+        queue_before_commit(self.session, write=append_to_chain, item=entry)
 
     async def get_event(self, *, event_id: uuid.UUID) -> AuditEvent:
         """Load one entry, or raise `AuditEventNotFound`."""

@@ -65,6 +65,7 @@ async def timeline(db_session: AsyncSession) -> list[str]:
             after={"state": minute},
         )
     start_context(RequestContext())
+    await db_session.commit()
     for event in await events_by_seq(db_session):
         if event.occurred_at < T0 + timedelta(days=1):
             ids.append(str(event.id))
@@ -253,6 +254,7 @@ async def test_pages_of_events_sharing_one_instant_lose_and_repeat_nothing(
         await audit.record(
             action=AuditAction.ROOM_UPDATED, entity_type=AuditEntity.ROOM, entity_id=f"tie-{number}"
         )
+    await db_session.commit()
     tied = await client.get(EVENTS, params={"until": T0.isoformat()}, headers=admin_headers)
     everything = _ids(tied.json())
 

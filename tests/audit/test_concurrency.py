@@ -1,15 +1,18 @@
 """Concurrent writers really committing: nothing lost, one well-ordered chain."""
 
 import asyncio
+import uuid
 from collections import Counter
+from datetime import UTC, datetime
 
 from fastapi import FastAPI
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit.actions import AuditAction, AuditEntity
+from app.audit.chain import PendingEntry
 from app.audit.models import GENESIS_HASH, AuditEvent
-from app.audit.service import AuditService
+from app.audit.service import AuditService, append_to_chain
 from tests.conftest import truncate_all
 
 WRITERS = 4
@@ -73,18 +76,72 @@ async def _record_once(factory: async_sessionmaker[AsyncSession], entity_id: str
         )
 
 
-async def test_first_writers_racing_on_a_missing_head_build_one_chain(app: FastAPI) -> None:
+def _pending(entity_id: str) -> PendingEntry:
+    return PendingEntry(
+        id=uuid.uuid4(),
+        occurred_at=datetime.now(UTC),
+        action=AuditAction.BOOKING_CREATED.value,
+        actor_id=None,
+        actor_role="system",
+        request_id=None,
+        client_ip=None,
+        user_agent=None,
+        entity_type=AuditEntity.BOOKING.value,
+        entity_id=entity_id,
+        changes={},
+    )
+
+
+async def _chain(factory: async_sessionmaker[AsyncSession]) -> list[tuple[int, str | None]]:
+    async with factory() as session:
+        rows = await session.execute(
+            select(AuditEvent.seq, AuditEvent.entity_id).order_by(AuditEvent.seq)
+        )
+        return [(seq, entity_id) for seq, entity_id in rows]
+
+
+async def test_a_transaction_held_open_after_record_does_not_stall_other_writers(
+    app: FastAPI,
+) -> None:
     factory = async_sessionmaker(app.state.engine, expire_on_commit=False)
     try:
-        await truncate_all(app.state.engine)  # no events and no head row, as after a wipe
+        await truncate_all(app.state.engine)
         async with factory() as first, first.begin():
-            # The first writer creates the head and holds it; the second cannot see the
-            # uncommitted head, tries to create it too and must wait, then append after it.
             await AuditService(first).record(
                 action=AuditAction.BOOKING_CREATED,
                 entity_type=AuditEntity.BOOKING,
                 entity_id="first",
             )
+            # The first transaction stays open here, as during a password hash after
+            # record(), until the second writer has either committed or been seen waiting.
+            pid = await first.scalar(text("SELECT pg_backend_pid()"))
+            second = asyncio.create_task(_record_once(factory, "second"))
+            blocked = asyncio.create_task(_blocked_by(factory, int(pid or 0)))
+            await asyncio.wait({second, blocked}, return_when=asyncio.FIRST_COMPLETED)
+            second_committed_first = second.done()
+            blocked.cancel()
+        await second
+        chain = await _chain(factory)
+        async with factory() as session:
+            report = await AuditService(session).verify()
+    finally:
+        await truncate_all(app.state.engine)
+
+    assert second_committed_first, "the second writer waited for the first's open transaction"
+    # seq order is commit order: the writer that committed first comes first.
+    assert chain == [(1, "second"), (2, "first")]
+    assert report.model_dump() == {"ok": True, "checked": 2, "broken": None}
+
+
+async def test_first_writers_racing_on_a_missing_head_build_one_chain(app: FastAPI) -> None:
+    factory = async_sessionmaker(app.state.engine, expire_on_commit=False)
+    try:
+        await truncate_all(app.state.engine)  # no events and no head row, as after a wipe
+        async with factory() as first, first.begin():
+            # The first writer's append creates the head and holds it; the second cannot
+            # see the uncommitted head, tries to create it too and must wait, then append
+            # after it.
+            await first.run_sync(append_to_chain, [_pending("first")])
             pid = await first.scalar(text("SELECT pg_backend_pid()"))
             second = asyncio.create_task(_record_once(factory, "second"))
             await _blocked_by(factory, int(pid or 0))

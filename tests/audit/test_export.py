@@ -40,6 +40,7 @@ async def test_export_streams_the_filtered_events_as_ndjson(
             after={"name": "Salle Ö", "capacity": number + 1, "tags": ["a", "ß"]},
         )
     start_context(RequestContext())
+    await db_session.commit()
     query = {"action": "room.", "until": "2019-01-01T00:00:00Z"}
 
     response = await client.get(EXPORT, params=query, headers=admin_headers)

@@ -24,7 +24,8 @@ async def _record_many(audit: AuditService, count: int) -> list[AuditEvent]:
             entity_id=f"b{number}",
             after={"number": number},
         )
-    return await events_by_seq(audit.repository.session)
+    await audit.session.commit()
+    return await events_by_seq(audit.session)
 
 
 def _as_entry(event: AuditEvent) -> ChainEntry:
