@@ -79,6 +79,9 @@ def server_options(settings: Settings, *, reload: bool) -> dict[str, Any]:
         "proxy_headers": False,
         # No product banner for scanners; the Date header stays (caches and clients use it).
         "server_header": False,
+        "timeout_keep_alive": server.keep_alive_timeout_s,
+        # Shutdown stops accepting at once (new connections are refused), then waits this long.
+        "timeout_graceful_shutdown": server.graceful_shutdown_timeout_s,
         "access_log": False,
         "log_config": None,
     }

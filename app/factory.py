@@ -19,6 +19,7 @@ from app.core.health import router as health_router
 from app.core.logging import configure_logging
 from app.core.middleware import (
     BodySizeLimitMiddleware,
+    ConcurrencyLimitMiddleware,
     RequestContextMiddleware,
     SecurityHeadersMiddleware,
     TrustedHostMiddleware,
@@ -92,6 +93,7 @@ class RoombookAPI(FastAPI):
         """Wrap the standard stack with the edge middleware."""
         settings: Settings = self.state.settings
         stack = super().build_middleware_stack()
+        stack = ConcurrencyLimitMiddleware(stack, limit=settings.server.max_concurrent_requests)
         stack = SecurityHeadersMiddleware(
             stack, hsts=settings.is_production, no_store_prefix=f"{API_PREFIX}/"
         )

@@ -100,6 +100,12 @@ class ServerSettings(BaseModel):
     """Port uvicorn listens on."""
     workers: int = Field(default=2, ge=1)
     """Worker processes of `make serve`."""
+    max_concurrent_requests: int = Field(default=40, ge=1)
+    """Requests one process serves at once; more get a 503 problem with `Retry-After`."""
+    keep_alive_timeout_s: int = Field(default=5, ge=1)
+    """An idle keep-alive connection is closed after this long."""
+    graceful_shutdown_timeout_s: int = Field(default=20, ge=1)
+    """On shutdown, running requests get this long to finish before they are cancelled."""
 
 
 class LogSettings(BaseModel):

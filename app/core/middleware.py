@@ -12,7 +12,13 @@ from starlette.middleware.cors import CORSMiddleware as StarletteCORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.context import RequestContext, start_context
-from app.core.errors import AppError, BadRequest, PayloadTooLarge, problem_response
+from app.core.errors import (
+    AppError,
+    BadRequest,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    problem_response,
+)
 
 REQUEST_ID_HEADER = "x-request-id"
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -23,6 +29,8 @@ DOCS_CSP = (
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
 DOCS_PATHS = ("/docs", "/redoc", "/static-offline-docs")
 HEALTH_PREFIX = "/health/"
+LIVENESS_PATH = "/health/live"
+OVERLOAD_RETRY_AFTER_S = 1
 
 access_log = structlog.get_logger("roombook.access")
 error_log = structlog.get_logger("roombook.error")
@@ -122,6 +130,39 @@ class RequestContextMiddleware:
                 client_ip=context.client_ip,
                 user_id=str(context.actor_id) if context.actor_id else None,
             )
+
+
+class ConcurrencyLimitMiddleware:
+    """Shed load: beyond `limit` requests in progress, answer a 503 problem at once.
+
+    Queueing more work than the pool and the hash threads can serve only makes every
+    request slow; a quick 503 with `Retry-After` lets clients and balancers back off.
+    The liveness probe is never shed, so an overloaded process is not restarted for it.
+    """
+
+    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self.in_progress = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Count the request in, or refuse it when the limit is reached."""
+        if scope["type"] != "http" or scope["path"] == LIVENESS_PATH:
+            await self.app(scope, receive, send)
+            return
+        # One event loop per process: the check and the increment cannot interleave.
+        if self.in_progress >= self.limit:
+            await send_problem(
+                scope,
+                send,
+                ServiceUnavailable("The server is busy.", retry_after_s=OVERLOAD_RETRY_AFTER_S),
+            )
+            return
+        self.in_progress += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_progress -= 1
 
 
 class SecurityHeadersMiddleware:

@@ -204,6 +204,15 @@ def test_serve_runs_workers(monkeypatch: pytest.MonkeyPatch, database_url: str) 
     assert options["reload"] is False
 
 
+def test_server_timeouts_come_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SERVER__KEEP_ALIVE_TIMEOUT_S", "7")
+    monkeypatch.setenv("SERVER__GRACEFUL_SHUTDOWN_TIMEOUT_S", "12")
+    for reload in (True, False):
+        options = cli.server_options(get_settings(), reload=reload)
+        assert options["timeout_keep_alive"] == 7
+        assert options["timeout_graceful_shutdown"] == 12
+
+
 @pytest.mark.parametrize("reload", [True, False])
 def test_uvicorn_never_reads_forwarded_headers_itself(
     monkeypatch: pytest.MonkeyPatch, reload: bool

@@ -1,0 +1,87 @@
+"""Load shedding: beyond the concurrency limit a request gets a 503 problem at once."""
+
+import asyncio
+
+import pytest
+from fastapi import FastAPI
+
+from app.core.config import ServerSettings
+from app.factory import create_app
+from tests.conftest import make_settings
+from tests.core.support import assert_problem, serve
+
+LIMIT = 3
+
+
+class Gate:
+    """Holds requests inside the app until the test opens it."""
+
+    def __init__(self) -> None:
+        self.arrived = 0
+        self.all_arrived = asyncio.Event()
+        self.open = asyncio.Event()
+
+
+@pytest.fixture
+def held_app(database_url: str) -> tuple[FastAPI, Gate]:
+    """An app serving at most `LIMIT` requests at once, with a route that waits at a gate."""
+    gate = Gate()
+    app = create_app(
+        make_settings(database_url, server=ServerSettings(max_concurrent_requests=LIMIT))
+    )
+
+    @app.get("/held")
+    async def held() -> dict[str, int]:
+        gate.arrived += 1
+        if gate.arrived == LIMIT:
+            gate.all_arrived.set()
+        await gate.open.wait()
+        return {"arrived": gate.arrived}
+
+    @app.get("/quick")
+    async def quick() -> dict[str, str]:
+        return {"status": "done"}
+
+    @app.get("/crash")
+    async def crash() -> None:
+        raise RuntimeError("boom")
+
+    return app, gate
+
+
+async def test_requests_beyond_the_limit_are_shed_then_served_again(
+    held_app: tuple[FastAPI, Gate],
+) -> None:
+    app, gate = held_app
+    async with serve(app) as client:
+        holders = [asyncio.create_task(client.get("/held")) for _ in range(LIMIT)]
+        await gate.all_arrived.wait()
+        shed = await client.get("/quick", headers={"X-Request-ID": "shed-1"})
+        live = await client.get("/health/live")
+        gate.open.set()
+        held = await asyncio.gather(*holders)
+        after = await client.get("/quick")
+    assert_problem(
+        shed,
+        status=503,
+        code="service-unavailable",
+        instance="/quick",
+        detail="The server is busy.",
+        request_id="shed-1",
+    )
+    assert shed.headers["retry-after"] == "1"
+    assert shed.headers["x-content-type-options"] == "nosniff"
+    # The liveness probe is never shed: an overloaded process is not a dead one.
+    assert live.status_code == 200
+    assert [r.status_code for r in held] == [200] * LIMIT
+    assert after.status_code == 200
+    assert after.json() == {"status": "done"}
+
+
+async def test_failed_requests_give_their_place_back(held_app: tuple[FastAPI, Gate]) -> None:
+    app, _ = held_app
+    async with serve(app) as client:
+        crashed = [(await client.get("/crash")).status_code for _ in range(LIMIT)]
+        after = await client.get("/quick")
+    assert crashed == [500] * LIMIT
+    assert after.status_code == 200
