@@ -37,10 +37,11 @@ test: install ## Run the whole suite with coverage (fails under 90%)
 test-%: install ## Run one domain's suite, e.g. make test-auth
 	$(RUN) pytest tests/$* $(PYTEST_ARGS)
 
-check: install ## Lint, format check and strict type check
+check: install ## Lint, format check, strict type check and import contracts
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy app tests migrations benchmarks
+	$(RUN) lint-imports
 
 fmt: install ## Format and auto-fix lint findings
 	$(RUN) ruff format .
@@ -86,4 +87,5 @@ down: ## Stop the compose stack
 
 clean: ## Remove the virtualenv, caches and embedded database data
 	-$(UV) run --locked python -m app.cli db-stop 2>/dev/null
-	rm -rf .venv .tools .data .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov openapi.json
+	rm -rf .venv .tools .data .pytest_cache .mypy_cache .ruff_cache .grimp_cache .import_linter_cache \
+		.coverage htmlcov openapi.json

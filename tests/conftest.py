@@ -12,9 +12,9 @@ from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.audit.service import AuditService
+from app.audit.service import build_audit_service
 from app.auth.passwords import normalise_password
-from app.auth.service import SessionService
+from app.auth.service import build_session_service
 from app.core.config import DatabaseSettings, RateLimitSettings, SecuritySettings, Settings
 from app.factory import create_app
 from app.users.models import User
@@ -186,8 +186,8 @@ def auth_headers(app: FastAPI, db_session: AsyncSession) -> AuthHeaders:
     async def headers(user_id: uuid.UUID) -> dict[str, str]:
         user = await db_session.get(User, user_id, populate_existing=True)
         assert user is not None
-        sessions = SessionService(
-            session=db_session, audit=AuditService(db_session), settings=app.state.settings.auth
+        sessions = build_session_service(
+            db_session, audit=build_audit_service(db_session), settings=app.state.settings
         )
         auth_session, _ = await sessions.start(user_id=user_id)
         token = app.state.token_codec.encode_access(

@@ -3,7 +3,7 @@
 from sqlalchemy.exc import ProgrammingError
 
 from app.audit.schemas import ChainReport
-from app.audit.service import AuditService
+from app.audit.service import build_audit_service
 from app.core.config import Settings
 from app.core.db import create_engine, create_session_factory
 from app.core.db_errors import sqlstate_of
@@ -20,7 +20,7 @@ async def verify_chain(settings: Settings, *, url: str) -> ChainReport:
     engine = create_engine(settings.database, url=url)
     try:
         async with create_session_factory(engine)() as session:
-            return await AuditService(session).verify()
+            return await build_audit_service(session).verify()
     except ProgrammingError as exc:
         if sqlstate_of(exc) != UNDEFINED_TABLE:
             raise

@@ -4,13 +4,13 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from app.audit.service import AuditService
+from app.audit.service import AuditService, build_audit_service
 from app.core.db import SessionDep
 
 
-def get_audit_service(session: SessionDep) -> AuditService:
-    """Build the audit service on the request's session."""
-    return AuditService(session)
+async def get_audit_service(session: SessionDep) -> AuditService:
+    """The request's one audit service (FastAPI caches it for every dependency that asks)."""
+    return build_audit_service(session)
 
 
 AuditServiceDep = Annotated[AuditService, Depends(get_audit_service)]

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.audit.actions import AuditAction, AuditEntity
 from app.audit.dependencies import AuditServiceDep
 from app.audit.schemas import AuditEventRead, AuditFilter, ChainReport
-from app.audit.service import AuditService
+from app.audit.service import build_audit_service
 from app.auth.dependencies import AdminUser
 from app.core.errors import ValidationFailed
 from app.core.openapi import problem_responses
@@ -29,7 +29,7 @@ ACTION_FILTERS = frozenset(
 router = APIRouter(prefix="/audit", tags=["audit"])
 
 
-def get_audit_filter(
+async def get_audit_filter(
     *,
     actor_id: uuid.UUID | None = None,
     action: Annotated[
@@ -109,7 +109,7 @@ async def _ndjson(
     # committed and closed; the server-side cursor needs a session and transaction that live
     # exactly as long as the stream, so the generator opens its own.
     async with factory() as session:
-        async for batch in AuditService(session).stream_events(filters=filters):
+        async for batch in build_audit_service(session).stream_events(filters=filters):
             # One body chunk per batch of rows: few ASGI messages, bounded size.
             # Rows are serialised as they come from the table, skipping per-row model
             # validation; a test holds each line equal to the event's JSON elsewhere in the API.

@@ -169,6 +169,11 @@ class AuditService:
         return ChainReport(ok=True, checked=checked, broken=None)
 
 
+def build_audit_service(session: AsyncSession) -> AuditService:
+    """The audit service on a session: one per unit of work, shared by every domain in it."""
+    return AuditService(session)
+
+
 def _broken(*, checked: int, entry_id: uuid.UUID | None, seq: int, reason: str) -> ChainReport:
     log.warning("audit chain broken", seq=seq, reason=reason)
     return ChainReport(

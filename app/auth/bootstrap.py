@@ -5,12 +5,14 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit.actions import AuditAction, AuditEntity
-from app.audit.service import AuditService
+from app.audit.service import AuditService, build_audit_service
+from app.auth.passwords import build_password_service
+from app.auth.service import build_session_service
 from app.core.config import Settings
 from app.core.errors import AppError
 from app.core.security import PasswordHasher
-from app.users.dependencies import build_user_service
 from app.users.schemas import Role, UserCreate, UserRead
+from app.users.service import UserService, build_user_service
 
 BOOTSTRAP_LOCK_KEY = 0x526F6F6D  # "Room": one advisory lock id for the bootstrap
 """Advisory lock taken while bootstrapping, so several workers starting at once create one admin."""
@@ -18,17 +20,20 @@ BOOTSTRAP_LOCK_KEY = 0x526F6F6D  # "Room": one advisory lock id for the bootstra
 log = structlog.get_logger("roombook.auth")
 
 
+def build_account_services(
+    session: AsyncSession, *, hasher: PasswordHasher, settings: Settings
+) -> tuple[AuditService, UserService]:
+    """The audit and user services of a unit of work outside a request (CLI and startup)."""
+    audit = build_audit_service(session)
+    sessions = build_session_service(session, audit=audit, settings=settings)
+    passwords = build_password_service(hasher=hasher, settings=settings)
+    return audit, build_user_service(session, audit=audit, passwords=passwords, sessions=sessions)
+
+
 async def create_admin(
-    session: AsyncSession,
-    *,
-    hasher: PasswordHasher,
-    settings: Settings,
-    email: str,
-    password: str,
-    full_name: str,
+    users: UserService, *, email: str, password: str, full_name: str
 ) -> UserRead:
-    """Create an admin account in the session's transaction (policy and uniqueness apply)."""
-    users = build_user_service(session, hasher=hasher, settings=settings)
+    """Create an admin account in the users service's transaction (policy, uniqueness apply)."""
     data = UserCreate(email=email, full_name=full_name, password=password, role=Role.ADMIN)
     return UserRead.model_validate(await users.create(data=data))
 
@@ -49,14 +54,12 @@ async def bootstrap_admin(
         await session.execute(
             text("SELECT pg_advisory_xact_lock(:key)"), {"key": BOOTSTRAP_LOCK_KEY}
         )
-        users = build_user_service(session, hasher=hasher, settings=settings)
+        audit, users = build_account_services(session, hasher=hasher, settings=settings)
         if await users.any_admin():
             return None
         try:
             user = await create_admin(
-                session,
-                hasher=hasher,
-                settings=settings,
+                users,
                 email=email,
                 password=password.get_secret_value(),
                 full_name=settings.auth.bootstrap_admin_name,
@@ -64,7 +67,7 @@ async def bootstrap_admin(
         except AppError as exc:
             log.warning("admin bootstrap refused", reason=exc.detail)
             return None
-        await AuditService(session).record(
+        await audit.record(
             action=AuditAction.AUTH_ADMIN_BOOTSTRAPPED,
             entity_type=AuditEntity.USER,
             entity_id=user.id,

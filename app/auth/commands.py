@@ -2,7 +2,7 @@
 
 from pydantic import ValidationError
 
-from app.auth.bootstrap import create_admin
+from app.auth.bootstrap import build_account_services, create_admin
 from app.core.config import Settings
 from app.core.db import create_engine, create_session_factory
 from app.core.errors import AppError, ValidationFailed
@@ -28,10 +28,11 @@ async def create_admin_account(
     engine = create_engine(settings.database, url=url)
     try:
         async with create_session_factory(engine)() as session, session.begin():
+            _, users = build_account_services(
+                session, hasher=PasswordHasher.from_settings(settings.security), settings=settings
+            )
             return await create_admin(
-                session,
-                hasher=PasswordHasher.from_settings(settings.security),
-                settings=settings,
+                users,
                 email=email,
                 password=password,
                 full_name=full_name,

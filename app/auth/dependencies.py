@@ -9,16 +9,22 @@ import structlog
 from fastapi import Depends, Request, Response
 from fastapi.security import OAuth2PasswordBearer
 
-from app.audit.service import AuditService
+from app.audit.dependencies import AuditServiceDep
+from app.auth.passwords import PasswordService, build_password_service
 from app.auth.ratelimit import RateLimiter
-from app.auth.service import AuthService, SessionService
+from app.auth.service import (
+    AuthService,
+    SessionService,
+    build_auth_service,
+    build_session_service,
+)
 from app.core.config import Settings
 from app.core.context import bind_actor, current_context
 from app.core.db import SessionDep
 from app.core.errors import AppError, Forbidden, Unauthorized
 from app.core.security import InvalidToken, TokenCodec
-from app.users.dependencies import build_user_service, password_service
 from app.users.schemas import Role
+from app.users.service import build_user_service
 
 LOGIN_PATH = "/api/v1/auth/login"
 
@@ -71,10 +77,21 @@ def _claim_ids(claims: dict[str, object]) -> tuple[uuid.UUID, uuid.UUID]:
         raise InvalidToken("subject or session id missing or malformed") from exc
 
 
-def get_session_service(request: Request, session: SessionDep) -> SessionService:
-    """The request's SessionService."""
-    settings: Settings = request.app.state.settings
-    return SessionService(session=session, audit=AuditService(session), settings=settings.auth)
+async def get_password_service(request: Request) -> PasswordService:
+    """The password policy and hasher of this app."""
+    return build_password_service(
+        hasher=request.app.state.password_hasher, settings=request.app.state.settings
+    )
+
+
+PasswordServiceDep = Annotated[PasswordService, Depends(get_password_service)]
+
+
+async def get_session_service(
+    request: Request, session: SessionDep, audit: AuditServiceDep
+) -> SessionService:
+    """The request's one SessionService, on the request's one audit service."""
+    return build_session_service(session, audit=audit, settings=request.app.state.settings)
 
 
 SessionServiceDep = Annotated[SessionService, Depends(get_session_service)]
@@ -133,26 +150,30 @@ AdminUser = Annotated[Principal, Depends(require_role(Role.ADMIN))]
 ManagerUser = Annotated[Principal, Depends(require_role(Role.MANAGER, Role.ADMIN))]
 
 
-def get_auth_service(request: Request, session: SessionDep) -> AuthService:
-    """The request's AuthService."""
-    settings: Settings = request.app.state.settings
-    hasher = request.app.state.password_hasher
-    audit = AuditService(session)
-    return AuthService(
-        session=session,
+async def get_auth_service(
+    request: Request,
+    session: SessionDep,
+    audit: AuditServiceDep,
+    sessions: SessionServiceDep,
+    passwords: PasswordServiceDep,
+) -> AuthService:
+    """The request's AuthService; every service in it shares one audit and session service."""
+    users = build_user_service(session, audit=audit, passwords=passwords, sessions=sessions)
+    return build_auth_service(
+        session,
         audit=audit,
-        users=build_user_service(session, hasher=hasher, settings=settings),
-        sessions=SessionService(session=session, audit=audit, settings=settings.auth),
-        passwords=password_service(hasher=hasher, settings=settings),
+        sessions=sessions,
+        users=users,
+        passwords=passwords,
         codec=request.app.state.token_codec,
-        settings=settings.auth,
+        settings=request.app.state.settings,
     )
 
 
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
 
 
-def check_origin(request: Request) -> None:
+async def check_origin(request: Request) -> None:
     """Refuse browser calls from origins outside the CORS allow-list (or this API itself).
 
     The refresh cookie is SameSite=Strict already; this is the second lock on the door

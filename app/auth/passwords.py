@@ -9,6 +9,7 @@ import unicodedata
 from functools import lru_cache
 from pathlib import Path
 
+from app.core.config import Settings
 from app.core.errors import ValidationFailed
 from app.core.security import PasswordHasher
 
@@ -157,3 +158,8 @@ class PasswordService:
         if not self.hasher.needs_rehash(password_hash):
             return None
         return await self.hasher.hash(normalise_password(password))
+
+
+def build_password_service(*, hasher: PasswordHasher, settings: Settings) -> PasswordService:
+    """The password policy and hasher configured by settings."""
+    return PasswordService(hasher=hasher, min_length=settings.auth.password_min_length)

@@ -4,15 +4,24 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Boolean, Row, String, Uuid, column, select, table, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.models import AuthSession, LoginThrottle, RefreshToken, SessionEndReason
 
-# The guard must check user and session in one round trip, so this read joins the users
-# table directly; every write to users still goes through UserService.
-from app.users.models import User
+USERS = table(
+    "users",
+    column("id", Uuid),
+    column("role", String),
+    column("is_active", Boolean),
+)
+"""The three columns of users' table the guard reads.
+
+The guard must check user and session in one round trip, so it joins the table (which
+the sessions' foreign key names already) instead of asking UserService; declaring the
+columns here keeps auth off users' models. Every write to users goes through UserService.
+"""
 
 
 class AuthRepository:
@@ -26,12 +35,12 @@ class AuthRepository:
     ) -> Row[uuid.UUID, str] | None:
         """The user's id and role if the user is active and the session live."""
         statement = (
-            select(User.id, User.role)
-            .join(AuthSession, AuthSession.user_id == User.id)
+            select(USERS.c.id, USERS.c.role)
+            .join(AuthSession, AuthSession.user_id == USERS.c.id)
             .where(
                 AuthSession.id == session_id,
-                User.id == user_id,
-                User.is_active.is_(True),
+                USERS.c.id == user_id,
+                USERS.c.is_active.is_(True),
                 AuthSession.revoked_at.is_(None),
                 AuthSession.expires_at > now,
                 AuthSession.last_used_at > now - idle,

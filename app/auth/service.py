@@ -17,7 +17,7 @@ from app.audit.service import AuditService
 from app.auth.models import AuthSession, RefreshToken, SessionEndReason
 from app.auth.passwords import PasswordService
 from app.auth.repository import AuthRepository
-from app.core.config import AuthSettings
+from app.core.config import AuthSettings, Settings
 from app.core.context import bind_actor, current_context
 from app.core.errors import Forbidden, NotFound, Unauthorized
 from app.core.security import TokenCodec
@@ -446,3 +446,32 @@ class AuthService:
             refresh_token=refresh_token,
             refresh_expires_at=auth_session.expires_at,
         )
+
+
+def build_session_service(
+    session: AsyncSession, *, audit: AuditService, settings: Settings
+) -> SessionService:
+    """The session service on a session, sharing the unit of work's audit service."""
+    return SessionService(session=session, audit=audit, settings=settings.auth)
+
+
+def build_auth_service(
+    session: AsyncSession,
+    *,
+    audit: AuditService,
+    sessions: SessionService,
+    users: UserService,
+    passwords: PasswordService,
+    codec: TokenCodec,
+    settings: Settings,
+) -> AuthService:
+    """The auth service on a session, on top of the unit of work's other services."""
+    return AuthService(
+        session=session,
+        audit=audit,
+        users=users,
+        sessions=sessions,
+        passwords=passwords,
+        codec=codec,
+        settings=settings.auth,
+    )

@@ -85,7 +85,7 @@ class CursorCodec:
             ) from exc
 
 
-def get_page_request(
+async def get_page_request(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[SingleLine | None, Query(max_length=512)] = None,

@@ -1,42 +1,23 @@
-"""How requests get a UserService."""
+"""How requests get a UserService: the request's audit, password and session services."""
 
 from typing import Annotated
 
-from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
+from fastapi import Depends
 
-from app.audit.service import AuditService
-from app.auth.passwords import PasswordService
-from app.auth.service import SessionService
-from app.core.config import Settings
+from app.audit.dependencies import AuditServiceDep
+from app.auth.dependencies import PasswordServiceDep, SessionServiceDep
 from app.core.db import SessionDep
-from app.core.security import PasswordHasher
-from app.users.service import UserService
+from app.users.service import UserService, build_user_service
 
 
-def password_service(*, hasher: PasswordHasher, settings: Settings) -> PasswordService:
-    """The password policy and hasher configured by settings."""
-    return PasswordService(hasher=hasher, min_length=settings.auth.password_min_length)
-
-
-def build_user_service(
-    session: AsyncSession, *, hasher: PasswordHasher, settings: Settings
+async def get_user_service(
+    session: SessionDep,
+    audit: AuditServiceDep,
+    passwords: PasswordServiceDep,
+    sessions: SessionServiceDep,
 ) -> UserService:
-    """Wire a UserService on a session (requests, CLI and startup alike)."""
-    audit = AuditService(session)
-    return UserService(
-        session=session,
-        audit=audit,
-        passwords=password_service(hasher=hasher, settings=settings),
-        sessions=SessionService(session=session, audit=audit, settings=settings.auth),
-    )
-
-
-def get_user_service(request: Request, session: SessionDep) -> UserService:
     """The request's UserService."""
-    return build_user_service(
-        session, hasher=request.app.state.password_hasher, settings=request.app.state.settings
-    )
+    return build_user_service(session, audit=audit, passwords=passwords, sessions=sessions)
 
 
 UserServiceDep = Annotated[UserService, Depends(get_user_service)]

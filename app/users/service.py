@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.actions import AuditAction, AuditEntity
 from app.audit.service import AuditService
-from app.auth.passwords import PasswordService
 from app.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from app.core.pagination import PageRequest, SortValue
 from app.core.preconditions import StaleVersion, check_version
@@ -55,6 +54,18 @@ class CurrentPasswordInvalid(Forbidden):
     title = "Current password is wrong"
 
 
+class PasswordPolicy(Protocol):
+    """What users needs from auth's password service: policy-checked hashing and checks."""
+
+    async def hash_new(self, *, password: str, email: str, field: str = "password") -> str:
+        """Check a new password against the policy (422 naming `field`), then hash it."""
+        ...
+
+    async def verify(self, *, password_hash: str, password: str) -> bool:
+        """Whether the password matches the stored hash."""
+        ...
+
+
 class SessionEnder(Protocol):
     """What users needs from auth: ending every session of a deactivated user."""
 
@@ -96,14 +107,18 @@ def credentials(user: User) -> Credentials:
 
 
 class UserService:
-    """Create, read, change and deactivate accounts; every change is audited."""
+    """Create, read, change and deactivate accounts; every change is audited.
+
+    Built by `build_user_service`; auth's pieces arrive behind `PasswordPolicy` and
+    `SessionEnder`, so this module imports nothing of auth.
+    """
 
     def __init__(
         self,
         *,
         session: AsyncSession,
         audit: AuditService,
-        passwords: PasswordService,
+        passwords: PasswordPolicy,
         sessions: SessionEnder,
     ) -> None:
         self.session = session
@@ -305,3 +320,14 @@ class UserService:
                 before={field: before[field]},
                 after={field: after[field]},
             )
+
+
+def build_user_service(
+    session: AsyncSession,
+    *,
+    audit: AuditService,
+    passwords: PasswordPolicy,
+    sessions: SessionEnder,
+) -> UserService:
+    """The user service on a session, sharing the unit of work's audit and session services."""
+    return UserService(session=session, audit=audit, passwords=passwords, sessions=sessions)

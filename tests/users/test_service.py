@@ -7,8 +7,8 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth.bootstrap import build_account_services
 from app.core.preconditions import StaleVersion
-from app.users.dependencies import build_user_service
 from app.users.schemas import AdminUpdate
 from app.users.service import UserNotFound
 from tests.conftest import CreateUser
@@ -17,7 +17,7 @@ from tests.conftest import CreateUser
 async def test_a_change_committed_between_read_and_write_is_refused(
     app: FastAPI, db_session: AsyncSession, create_user: CreateUser
 ) -> None:
-    users = build_user_service(
+    _, users = build_account_services(
         db_session, hasher=app.state.password_hasher, settings=app.state.settings
     )
     user_id = await create_user(full_name="Before")
@@ -34,7 +34,7 @@ async def test_a_change_committed_between_read_and_write_is_refused(
 async def test_locking_the_credentials_of_an_unknown_user_is_a_404(
     app: FastAPI, db_session: AsyncSession
 ) -> None:
-    users = build_user_service(
+    _, users = build_account_services(
         db_session, hasher=app.state.password_hasher, settings=app.state.settings
     )
     with pytest.raises(UserNotFound) as missing:
