@@ -2,8 +2,9 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from starlette.types import ASGIApp
 
 from app.audit.router import router as audit_router
@@ -17,6 +18,7 @@ from app.core.docs import mount_offline_docs
 from app.core.handlers import install_exception_handlers
 from app.core.health import router as health_router
 from app.core.logging import configure_logging
+from app.core.media import require_body_media_type
 from app.core.middleware import (
     BodySizeLimitMiddleware,
     ConcurrencyLimitMiddleware,
@@ -24,7 +26,7 @@ from app.core.middleware import (
     SecurityHeadersMiddleware,
     TrustedHostMiddleware,
 )
-from app.core.openapi import COMMON_PROBLEMS, operation_id
+from app.core.openapi import COMMON_PROBLEMS, complete_document, operation_id
 from app.core.pagination import CursorCodec
 from app.core.security import PasswordHasher, TokenCodec
 from app.users.router import router as users_router
@@ -99,6 +101,15 @@ class RoombookAPI(FastAPI):
         )
         return RequestContextMiddleware(stack, trusted_proxies=settings.http.trusted_proxies)
 
+    def openapi(self) -> dict[str, Any]:
+        """The generated document, completed with what the edge and settings enforce."""
+        if self.openapi_schema is None:
+            settings: Settings = self.state.settings
+            self.openapi_schema = complete_document(
+                super().openapi(), password_min_length=settings.auth.password_min_length
+            )
+        return self.openapi_schema
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build a Roombook app from settings (the process settings by default)."""
@@ -116,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
         responses=COMMON_PROBLEMS,
+        dependencies=[Depends(require_body_media_type)],
     )
     app.state.settings = settings
     app.state.password_hasher = PasswordHasher.from_settings(settings.security)

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.types import RequestBody, SingleLine
-from app.users.schemas import Email, FullName, Password
+from app.users.schemas import Email, FullName, NewPassword, Password
 
 
 class Delivery(StrEnum):
@@ -22,7 +22,7 @@ class RegisterRequest(RequestBody):
     """A self-service sign-up; the account becomes a `member`."""
 
     email: Email
-    password: Password
+    password: NewPassword
     full_name: FullName
 
 
@@ -36,7 +36,7 @@ class PasswordChange(RequestBody):
     """The current password, and the new one it is replaced with."""
 
     current_password: Password
-    new_password: Password
+    new_password: NewPassword
 
 
 class TokenResponse(BaseModel):

@@ -1,5 +1,6 @@
-"""OpenAPI conventions: stable operation ids and documented problem responses."""
+"""OpenAPI conventions: stable operation ids, documented problems, and what the edge enforces."""
 
+from http import HTTPStatus
 from typing import Any
 
 from fastapi.routing import APIRoute
@@ -31,6 +32,10 @@ class Problem(BaseModel):
 
 
 PROBLEM_SCHEMA_REF = "#/components/schemas/Problem"
+POLICY_MIN_LENGTH = "x-password-policy"
+"""Marks a field that sets a password; the document takes its `minLength` from settings."""
+BODY_PROBLEMS = (413, 415)
+"""What any operation with a body may answer before its own code runs (size, media type)."""
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -52,3 +57,24 @@ COMMON_PROBLEMS = problem_responses(400, 422, 500, 503)
 def operation_id(route: APIRoute) -> str:
     """Name an operation `<tag>-<route name>`, e.g. `bookings-create`."""
     return f"{route.tags[0]}-{route.name}" if route.tags else route.name
+
+
+def complete_document(document: dict[str, Any], *, password_min_length: int) -> dict[str, Any]:
+    """Add what the edge enforces and routes cannot declare: body problems, password length."""
+    for item in document.get("paths", {}).values():
+        for operation in item.values():
+            if isinstance(operation, dict) and "requestBody" in operation:
+                for status in BODY_PROBLEMS:
+                    operation["responses"].setdefault(str(status), _problem_response(status))
+    for schema in document.get("components", {}).get("schemas", {}).values():
+        for prop in schema.get("properties", {}).values():
+            if prop.get(POLICY_MIN_LENGTH):
+                prop["minLength"] = password_min_length
+    return document
+
+
+def _problem_response(status: int) -> dict[str, Any]:
+    return {
+        "description": HTTPStatus(status).phrase,
+        "content": {"application/problem+json": {"schema": {"$ref": PROBLEM_SCHEMA_REF}}},
+    }

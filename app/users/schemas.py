@@ -11,6 +11,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
+from app.core.openapi import POLICY_MIN_LENGTH
 from app.core.types import JsonStringForm, NoControlCharacters, RequestBody, SingleLine
 
 PASSWORD_INPUT_MAX = 1024
@@ -37,6 +38,19 @@ FullName = Annotated[
     SingleLine, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
 ]
 Password = Annotated[SingleLine, Field(min_length=1, max_length=PASSWORD_INPUT_MAX)]
+"""A password as typed to prove who one is."""
+NewPassword = Annotated[
+    Password,
+    Field(
+        description=(
+            "15 to 128 characters after NFKC normalisation (the minimum is "
+            "`AUTH__PASSWORD_MIN_LENGTH`); common, predictable or email-based passwords "
+            "are refused."
+        ),
+        json_schema_extra={POLICY_MIN_LENGTH: True},
+    ),
+]
+"""A password being set: the policy decides, and the API document shows its minimum."""
 
 
 class UserRead(BaseModel):
@@ -60,7 +74,7 @@ class UserCreate(RequestBody):
 
     email: Email
     full_name: FullName
-    password: Password
+    password: NewPassword
     role: Annotated[Role, JsonStringForm] = Role.MEMBER
 
 

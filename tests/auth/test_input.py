@@ -85,3 +85,27 @@ async def test_a_megabyte_of_unknown_keys_gets_a_small_answer(client: AsyncClien
     (error,) = assert_invalid_fields(response, "body")
     assert error["type"] == "too_many_fields"
     assert len(response.content) < 1024
+
+
+async def test_login_sent_as_json_is_415(client: AsyncClient) -> None:
+    response = await client.post(
+        LOGIN, json={"username": "nora@example.org", "password": DEFAULT_PASSWORD}
+    )
+    assert response.status_code == 415, response.text
+    assert response.json()["detail"] == "Send the body as application/x-www-form-urlencoded."
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
+async def test_register_sent_as_anything_but_json_is_415(
+    client: AsyncClient, content_type: str
+) -> None:
+    document = json.dumps({"email": "nora@example.org", "password": STRONG, "full_name": NAME})
+    response = await client.post(REGISTER, content=document, headers={"Content-Type": content_type})
+    assert response.status_code == 415, response.text
+    assert response.json()["code"] == "unsupported-media-type"
+
+
+async def test_refresh_from_the_cookie_needs_no_media_type(client: AsyncClient) -> None:
+    # No body at all: nothing to check, and the missing cookie is what answers.
+    response = await client.post(REFRESH)
+    assert response.status_code == 401

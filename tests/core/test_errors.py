@@ -228,19 +228,43 @@ async def test_query_and_path_errors_name_the_parameter(small_client: AsyncClien
     }
 
 
-async def test_json_endpoint_refuses_other_content_types(small_client: AsyncClient) -> None:
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml", None]
+)
+async def test_json_endpoint_refuses_other_media_types_with_415(
+    small_client: AsyncClient, content_type: str | None
+) -> None:
     document = b'{"email": "a@example.com", "password": "' + SECRET_PASSWORD.encode() + b'"}'
-    response = await small_client.post(
-        "/signup", content=document, headers={"content-type": "text/plain"}
+    headers = {"content-type": content_type} if content_type else {}
+    response = await small_client.post("/signup", content=document, headers=headers)
+    assert_problem(
+        response,
+        status=415,
+        code="unsupported-media-type",
+        instance="/signup",
+        detail="Send the body as application/json.",
     )
-    body = assert_problem(response, status=422, code="validation-failed", instance="/signup")
-    assert [e["field"] for e in body["errors"]] == ["body"]
     assert SECRET_PASSWORD not in response.text
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "application/json; charset=utf-8", "application/x+json"]
+)
+async def test_json_endpoint_takes_json_media_types(
+    small_client: AsyncClient, content_type: str
+) -> None:
+    document = b'{"email": "a@example.com", "password": "' + SECRET_PASSWORD.encode() + b'"}'
     accepted = await small_client.post(
-        "/signup", content=document, headers={"content-type": "application/json"}
+        "/signup", content=document, headers={"content-type": content_type}
     )
     assert accepted.status_code == 201
     assert accepted.json() == {"email": "a@example.com"}
+
+
+async def test_a_missing_body_is_still_a_422(small_client: AsyncClient) -> None:
+    response = await small_client.post("/signup")
+    body = assert_problem(response, status=422, code="validation-failed", instance="/signup")
+    assert [e["field"] for e in body["errors"]] == ["body"]
 
 
 async def test_declared_oversized_body_is_413(small_client: AsyncClient) -> None:

@@ -10,7 +10,10 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 from httpx import AsyncClient
 
+from app.core.config import AuthSettings
 from app.core.types import RequestBody
+from app.factory import create_app
+from tests.conftest import make_settings
 from tests.core.test_openapi import operations
 
 NOT_TEXT_FORMATS = {"uuid", "date-time"}
@@ -120,3 +123,33 @@ async def test_405_lists_every_method_of_every_path(
         assert response.headers["allow"] == ", ".join(sorted(served)), path
     me = await client.request("PUT", "/api/v1/users/me")
     assert me.headers["allow"] == "DELETE, GET, PATCH"
+
+
+def test_operations_with_a_body_document_413_and_415(document: dict[str, Any]) -> None:
+    with_body = [
+        (path, method, operation)
+        for path, method, operation in operations(document)
+        if "requestBody" in operation
+    ]
+    assert len(with_body) >= 7
+    for path, method, operation in with_body:
+        for status in ("413", "415"):
+            schema = operation["responses"][status]["content"]["application/problem+json"]
+            assert schema == {"schema": {"$ref": "#/components/schemas/Problem"}}, (path, method)
+
+
+@pytest.mark.parametrize("minimum", [15, 20])
+async def test_new_passwords_document_the_minimum_of_the_settings(
+    database_url: str, minimum: int
+) -> None:
+    settings = make_settings(database_url, auth=AuthSettings(password_min_length=minimum))
+    schemas = create_app(settings).openapi()["components"]["schemas"]
+    for model, field in [
+        ("RegisterRequest", "password"),
+        ("UserCreate", "password"),
+        ("PasswordChange", "new_password"),
+    ]:
+        assert schemas[model]["properties"][field]["minLength"] == minimum, model
+    # Proving who one is needs no minimum: older passwords may be shorter.
+    assert schemas["PasswordChange"]["properties"]["current_password"]["minLength"] == 1
+    assert schemas["Body_auth-login"]["properties"]["password"].get("minLength") is None
