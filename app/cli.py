@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from app import devdb
 from app.core.config import Settings, get_settings
 from app.core.logging import configure_logging
+from app.server import PROTOCOL
 
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
 APP_FACTORY = "app.factory:create_app"
@@ -79,6 +80,8 @@ def server_options(settings: Settings, *, reload: bool) -> dict[str, Any]:
         "proxy_headers": False,
         # No product banner for scanners; the Date header stays (caches and clients use it).
         "server_header": False,
+        # httptools with a deadline for headers: uvicorn alone lets a trickling client stay.
+        "http": PROTOCOL,
         "timeout_keep_alive": server.keep_alive_timeout_s,
         # Shutdown stops accepting at once (new connections are refused), then waits this long.
         "timeout_graceful_shutdown": server.graceful_shutdown_timeout_s,

@@ -104,6 +104,9 @@ class ServerSettings(BaseModel):
     """Requests one process serves at once; more get a 503 problem with `Retry-After`."""
     keep_alive_timeout_s: int = Field(default=5, ge=1)
     """An idle keep-alive connection is closed after this long."""
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    """A request's headers must be complete this long after the connection opens or the
+    previous response ends; otherwise the connection is closed (slow-loris clients)."""
     graceful_shutdown_timeout_s: int = Field(default=20, ge=1)
     """On shutdown, running requests get this long to finish before they are cancelled."""
 

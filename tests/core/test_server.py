@@ -23,6 +23,7 @@ from tests.factories import unique_email
 CREDENTIALS_BUDGET = 4
 PASSWORD = "correct horse battery staple on a long line"
 SHUTDOWN_WAIT_S = 30
+CLOSE_WAIT_S = 10
 
 
 @pytest.fixture
@@ -215,3 +216,52 @@ async def test_shutdown_cancels_requests_running_past_the_grace_period(
             await in_flight
     finally:
         gate.open()
+
+
+async def closed_by_server(reader: asyncio.StreamReader) -> bool:
+    """Whether the server closes the connection, waiting well past any deadline under test."""
+    try:
+        while await asyncio.wait_for(reader.read(65536), CLOSE_WAIT_S):
+            pass
+    except TimeoutError:
+        return False
+    return True
+
+
+async def test_trickled_headers_are_cut_off(
+    server_environment: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SERVER__HEADER_TIMEOUT_S", "0.5")
+    config = uvicorn.Config(cli.APP_FACTORY, **cli.server_options(get_settings(), reload=False))
+    async with running(config) as served:
+        reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+        # Headers begun but never finished: uvicorn alone would wait for ever.
+        writer.write(b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        await writer.drain()
+        closed = await closed_by_server(reader)
+        writer.close()
+    assert closed
+
+
+async def test_a_running_request_outlives_the_deadline_and_the_next_one_gets_its_own(
+    server_environment: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SERVER__HEADER_TIMEOUT_S", "0.2")
+    app, gate = held_app()
+    async with running(served_config(app)) as served:
+        reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+        try:
+            writer.write(b"GET /held HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            await writer.drain()
+            assert await asyncio.to_thread(gate.arrived.wait, SHUTDOWN_WAIT_S)
+            await asyncio.sleep(1)  # the first deadline passes while the request runs
+        finally:
+            gate.open()
+        first = await reader.readuntil(b'{"status":"done"}')
+        # New bytes cancel uvicorn's keep-alive timer; a fresh header deadline still runs.
+        writer.write(b"GET /health/live HTTP/1.1\r\nHost: ")
+        await writer.drain()
+        closed = await closed_by_server(reader)
+        writer.close()
+    assert first.startswith(b"HTTP/1.1 200 OK")
+    assert closed
