@@ -9,10 +9,14 @@ PYTEST_ARGS ?=
 # The suite runs on this many processes (pytest-xdist); each gets its own test database.
 PYTEST_WORKERS ?= 2
 DOMAINS := core auth users audit bookings
+# `make bench-http BENCH_DURATION=2` is a quick smoke run (seconds per scenario and count).
+BENCH_DURATION ?=
+BENCH_ARGS ?=
+AUDIT_BENCH_ARGS ?=
 
 .PHONY: help install run serve test $(addprefix test-,$(DOMAINS)) check fmt migrate \
 	makemigration downgrade db-start db-stop openapi docker-build up down clean create-admin \
-	audit-verify bench
+	audit-verify bench bench-audit bench-http
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_%-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -68,8 +72,13 @@ openapi: install ## Write openapi.json
 audit-verify: install ## Walk the audit hash chain; print ok or the first broken entry
 	$(RUN) python -m app.cli audit-verify
 
-bench: install ## Audit write cost: 4 writers x 250 commits with and without audit (changes/s)
-	$(RUN) python -m benchmarks.audit_writers $(BENCH_ARGS)
+bench: bench-audit bench-http ## Both benchmarks: audit write cost, then HTTP against the ceiling
+
+bench-audit: install ## Audit write cost: 4 writers x 250 commits with and without audit (changes/s)
+	$(RUN) python -m benchmarks.audit_writers $(AUDIT_BENCH_ARGS)
+
+bench-http: install ## HTTP: seed roombook_bench, drive the API and the ceiling app with wrk
+	$(RUN) python -m benchmarks.http_bench $(if $(BENCH_DURATION),--duration $(BENCH_DURATION)) $(BENCH_ARGS)
 
 create-admin: install ## Create an admin: make create-admin EMAIL=you@example.com [NAME="Your Name"]
 	@test -n "$(EMAIL)" || { echo 'usage: make create-admin EMAIL=you@example.com [NAME="Your Name"]' >&2; exit 2; }

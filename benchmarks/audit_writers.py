@@ -1,6 +1,6 @@
 """What the audit trail costs writers: changes/s with and without an audit entry per change.
 
-`make bench` (or `python -m benchmarks.audit_writers`) creates a scratch database on the
+`make bench-audit` (or `python -m benchmarks.audit_writers`) creates a scratch database on the
 test server (TEST_DATABASE_URL, else the embedded PostgreSQL), migrates it, and runs
 `--writers` concurrent writers, each committing `--changes` transactions:
 

@@ -1,0 +1,551 @@
+"""HTTP benchmark: Roombook against this machine's own ceiling, driven from outside by wrk.
+
+`make bench-http` (or `python -m benchmarks.http_bench`):
+
+1. seeds `roombook_bench` with bulk SQL (`benchmarks/seed.py`) on the server named by
+   `BENCH_DATABASE_URL`, else `DATABASE__URL`, else the embedded PostgreSQL;
+2. measures raw argon2id verifications per second on the server's core;
+3. serves the ceiling app (`benchmarks/ceiling.py`), then Roombook (`python -m app.cli
+   serve`), each with `ENVIRONMENT=production` and one worker, pinned to one core;
+4. drives each with wrk (one thread, pinned to the other core) and the Lua scripts of
+   `benchmarks/wrk/`: per scenario a warm-up, then a run at each connection count; then a
+   login storm; the server's CPU time and RSS come from /proc;
+5. prints a Markdown table and writes it, with a JSON copy, under `bench/results/`.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import secrets
+import socket
+import subprocess
+import sys
+import urllib.parse
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from argon2 import PasswordHasher, Type
+from pydantic import SecretStr
+from sqlalchemy.engine import make_url
+
+from app import devdb
+from app.audit.commands import describe, verify_chain
+from app.core.config import DatabaseSettings, SecuritySettings, get_settings
+from app.core.security import TokenCodec
+from benchmarks import seed
+from benchmarks.measure import TABLE_HEADER, Row, WrkRun, table_line
+from benchmarks.runner import (
+    ROOT,
+    Load,
+    Pinning,
+    Server,
+    Wrk,
+    ensure_wrk,
+    rss_mb,
+    serving,
+    wait_idle,
+)
+
+RESULTS_DIR = ROOT / "bench" / "results"
+API = "/api/v1"
+TOKEN_TTL_S = 12 * 3600
+"""Minted and issued access tokens outlive any run."""
+# The per-IP limits stay on, since their cost is part of the request path, with budgets
+# that the load generator's one client IP cannot spend.
+UNLIMITED = "1000000000/minute"
+DEEP_PAGE = 400
+"""The deep page of `GET /users`, reached once by following the cursor chain."""
+CEILING_CONNECTIONS = 64
+"""Ratios are taken to the ceiling's rate at this many connections."""
+STORM_CONNECTIONS = 8
+LOGIN = "POST /auth/login"
+ME = "GET /users/me"
+
+
+def out(line: str = "") -> None:
+    """Print a line of progress or of the report."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def bench_server_url() -> str:
+    """Admin URL of the server the benchmark database lives on."""
+    explicit = os.environ.get("BENCH_DATABASE_URL")
+    if explicit:
+        return explicit
+    configured = get_settings().database.url
+    if configured is not None:
+        return configured.get_secret_value()
+    return devdb.embedded_server_url()
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def bench_security() -> SecuritySettings:
+    """A fresh signing secret, long-lived tokens, and the configured argon2 parameters."""
+    configured = get_settings().security
+    return SecuritySettings(
+        jwt_secret=SecretStr(secrets.token_urlsafe(48)),
+        jwt_key_id="bench",
+        access_token_ttl_s=TOKEN_TTL_S,
+        argon2_time_cost=configured.argon2_time_cost,
+        argon2_memory_kib=configured.argon2_memory_kib,
+        argon2_parallelism=configured.argon2_parallelism,
+        hash_concurrency=configured.hash_concurrency,
+    )
+
+
+def server_environment(*, database_url: str, security: SecuritySettings) -> dict[str, str]:
+    """The environment of `make serve` in production, with what the harness supplies."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "ENVIRONMENT": "production",
+            "DATABASE__URL": database_url,
+            "SECURITY__JWT_SECRET": security.jwt_secret.get_secret_value(),
+            "SECURITY__JWT_KEY_ID": security.jwt_key_id,
+            "SECURITY__JWT_ISSUER": security.jwt_issuer,
+            "SECURITY__JWT_AUDIENCE": security.jwt_audience,
+            "SECURITY__ACCESS_TOKEN_TTL_S": str(security.access_token_ttl_s),
+            "SECURITY__ARGON2_TIME_COST": str(security.argon2_time_cost),
+            "SECURITY__ARGON2_MEMORY_KIB": str(security.argon2_memory_kib),
+            "SECURITY__ARGON2_PARALLELISM": str(security.argon2_parallelism),
+            "SECURITY__HASH_CONCURRENCY": str(security.hash_concurrency),
+            "HTTP__ALLOWED_HOSTS": '["127.0.0.1"]',
+            "SERVER__HOST": "127.0.0.1",
+            "SERVER__PORT": str(free_port()),
+            "SERVER__WORKERS": "1",
+            "RATE_LIMIT__AUTH_PER_IP": UNLIMITED,
+            "RATE_LIMIT__CREDENTIALS_PER_IP": UNLIMITED,
+        }
+    )
+    return env
+
+
+# --- scenarios -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """One kind of request: its wrk load and a probe request that must succeed first."""
+
+    name: str
+    load: Load
+    probe: httpx.Request
+
+
+@dataclass(slots=True)
+class Accounts:
+    """Whom the scenarios act as: minted tokens and the shared login password."""
+
+    admin_token: str
+    member_tokens: list[str]
+    login_emails: list[str]
+    password: str
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The Authorization header of a token."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+def write_lines(name: str, lines: Sequence[str]) -> str:
+    """Write a file for the Lua scripts under `bench/results/`; return its path."""
+    path = RESULTS_DIR / name
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def scenarios(accounts: Accounts, *, base_url: str, deep_cursor: str) -> list[Scenario]:
+    """Every scenario of the run, in order; later domains append theirs here."""
+    admin = write_lines("admin.tokens", [accounts.admin_token])
+    members = write_lines("member.tokens", accounts.member_tokens)
+    credentials = write_lines(
+        "login.credentials",
+        [f"{urllib.parse.quote(e, safe='')} {accounts.password}" for e in accounts.login_emails],
+    )
+
+    def get(name: str, path: str, tokens: str, token: str) -> Scenario:
+        probe = httpx.Request("GET", base_url + path, headers=bearer(token))
+        return Scenario(name=name, load=Load("get.lua", (path, tokens)), probe=probe)
+
+    member, admin_token = accounts.member_tokens[0], accounts.admin_token
+    login_form = {"username": accounts.login_emails[0], "password": accounts.password}
+    return [
+        get(ME, f"{API}/users/me", members, member),
+        get("GET /users page 1", f"{API}/users", admin, admin_token),
+        get(
+            f"GET /users page {DEEP_PAGE}", f"{API}/users?cursor={deep_cursor}", admin, admin_token
+        ),
+        get("GET /auth/sessions", f"{API}/auth/sessions", members, member),
+        get("GET /audit/events page 1", f"{API}/audit/events", admin, admin_token),
+        Scenario(
+            name=LOGIN,
+            load=Load("login.lua", (f"{API}/auth/login", credentials)),
+            probe=httpx.Request("POST", f"{base_url}{API}/auth/login", data=login_form),
+        ),
+    ]
+
+
+def probe(client: httpx.Client, scenario: Scenario) -> None:
+    """Send one request of the scenario; stop the run unless it succeeds."""
+    response = client.send(scenario.probe)
+    if not response.is_success:
+        raise SystemExit(f"{scenario.name} answered {response.status_code}: {response.text[:500]}")
+
+
+def follow_cursor(client: httpx.Client, *, base_url: str, token: str, page: int) -> str:
+    """The cursor of page `page` of `GET /users`, reached by following the chain from page 1."""
+    cursor: str | None = None
+    for _ in range(page - 1):
+        params = {"cursor": cursor} if cursor else {}
+        response = client.get(f"{base_url}{API}/users", params=params, headers=bearer(token))
+        response.raise_for_status()
+        cursor = response.json()["next_cursor"]
+        if cursor is None:
+            raise SystemExit(f"GET /users has fewer than {page} pages: seed more users")
+    if cursor is None:
+        raise SystemExit("the deep page must be page 2 or later")
+    return cursor
+
+
+def mint_accounts(plan: seed.SeedPlan, security: SecuritySettings, password: str) -> Accounts:
+    """Sign access tokens for the seeded sessions with the run's secret."""
+    codec = TokenCodec(security)
+
+    def token(number: int) -> str:
+        claims = {"role": seed.user_role(number), "sid": str(seed.session_id(number, 0))}
+        return codec.encode_access(subject=str(seed.user_id(number)), claims=claims)
+
+    return Accounts(
+        admin_token=token(seed.ADMIN),
+        member_tokens=[token(n) for n in range(1, plan.token_users + 1)],
+        login_emails=[seed.user_email(n) for n in range(plan.token_users + 1, plan.users)],
+        password=password,
+    )
+
+
+# --- the run ---------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Report:
+    """Everything one run measured."""
+
+    meta: dict[str, Any]
+    rows: list[Row] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, row: Row) -> None:
+        """Record a row and print it at once."""
+        self.rows.append(row)
+        out(table_line(row))
+
+    def ceiling_rps(self) -> float:
+        """The ceiling's req/s at `CEILING_CONNECTIONS`."""
+        for row in self.rows:
+            if row.scenario == "ceiling" and row.connections == CEILING_CONNECTIONS:
+                return row.run.rps
+        raise LookupError(f"the ceiling was not measured at {CEILING_CONNECTIONS} connections")
+
+    def markdown(self) -> str:
+        """The table and the notes under it."""
+        lines = [TABLE_HEADER, *(table_line(row) for row in self.rows), ""]
+        return "\n".join([*lines, *(f"- {note}" for note in self.notes)]) + "\n"
+
+    def as_json(self) -> dict[str, Any]:
+        """The run as JSON-ready data."""
+        return {"meta": self.meta, "rows": [r.as_dict() for r in self.rows], **self.extra}
+
+
+@dataclass(frozen=True, slots=True)
+class Bench:
+    """What every measuring step shares."""
+
+    wrk: Wrk
+    pin: Pinning
+    duration: int
+    warmup: int
+    connections: tuple[int, ...]
+
+    def sweep(self, server: Server, report: Report, *, name: str, load: Load) -> list[WrkRun]:
+        """Warm up, then one run per connection count; rows get ratios when a ceiling exists."""
+        self.wrk.run(server, load=load, connections=CEILING_CONNECTIONS, seconds=self.warmup)
+        runs = []
+        for connections in self.connections:
+            run, cpu = self.wrk.measure(
+                server, load=load, connections=connections, seconds=self.duration
+            )
+            ceiling = None if name == "ceiling" else report.ceiling_rps()
+            report.add(
+                Row(name, connections, run, cpu, None if ceiling is None else run.rps / ceiling)
+            )
+            runs.append(run)
+        return runs
+
+
+def bench_ceiling(bench: Bench, report: Report, *, env: dict[str, str]) -> None:
+    """Serve the ceiling app and measure it at every connection count."""
+    with serving(
+        ["benchmarks.ceiling"],
+        env=env,
+        ready_path="/",
+        pin=bench.pin,
+        log_path=RESULTS_DIR / "ceiling.log",
+    ) as server:
+        bench.sweep(server, report, name="ceiling", load=Load("get.lua", ("/",)))
+    ceiling = report.ceiling_rps()
+    report.rows[:] = [
+        Row(r.scenario, r.connections, r.run, r.cpu_us, r.run.rps / ceiling) for r in report.rows
+    ]
+
+
+def bench_api(bench: Bench, report: Report, *, env: dict[str, str], accounts: Accounts) -> None:
+    """Serve Roombook, run every scenario and the login storm, and note the worker's RSS."""
+    log_path = RESULTS_DIR / "api.log"
+    with (
+        serving(
+            ["app.cli", "serve"],
+            env=env,
+            ready_path="/health/ready",
+            pin=bench.pin,
+            log_path=log_path,
+        ) as server,
+        httpx.Client(timeout=30.0) as client,
+    ):
+        rss = {"after start": rss_mb(server.pid)}
+        deep = follow_cursor(
+            client, base_url=server.base_url, token=accounts.admin_token, page=DEEP_PAGE
+        )
+        logins: dict[int, float] = {}
+        by_name = {}
+        for scenario in scenarios(accounts, base_url=server.base_url, deep_cursor=deep):
+            by_name[scenario.name] = scenario
+            if scenario.name == LOGIN:
+                rss["before the first login"] = rss_mb(server.pid)
+            probe(client, scenario)
+            runs = bench.sweep(server, report, name=scenario.name, load=scenario.load)
+            if scenario.name == LOGIN:
+                logins = {c: run.rps for c, run in zip(bench.connections, runs, strict=True)}
+        report.extra["storm"] = login_storm(
+            bench, server, me=by_name[ME].load, login=by_name[LOGIN].load
+        )
+        rss["after the bench"] = rss_mb(server.pid)
+    report.extra["rss_mb"] = {k: round(v, 1) for k, v in rss.items()}
+    report.extra["login_rps"] = {str(c): round(r, 1) for c, r in logins.items()}
+
+
+def login_storm(bench: Bench, server: Server, *, me: Load, login: Load) -> dict[str, float]:
+    """`/users/me` alone, then while as many connections log in; compare its p99."""
+    wait_idle(server.pid)
+    quiet = bench.wrk.run(server, load=me, connections=STORM_CONNECTIONS, seconds=bench.duration)
+    wait_idle(server.pid)
+    logging_in = bench.wrk.start(
+        server, load=login, connections=STORM_CONNECTIONS, seconds=bench.duration
+    )
+    reading = bench.wrk.start(
+        server, load=me, connections=STORM_CONNECTIONS, seconds=bench.duration
+    )
+    during, logins = bench.wrk.finish(reading), bench.wrk.finish(logging_in)
+    return {
+        "quiet_rps": round(quiet.rps, 1),
+        "quiet_p99_ms": round(quiet.p99_ms, 2),
+        "storm_rps": round(during.rps, 1),
+        "storm_p99_ms": round(during.p99_ms, 2),
+        "p99_factor": round(during.p99_ms / quiet.p99_ms, 2) if quiet.p99_ms else 0.0,
+        "login_rps": round(logins.rps, 1),
+        "errors": quiet.errors + during.errors + logins.errors,
+    }
+
+
+def argon2_verify_rate(pin: Pinning, security: SecuritySettings, *, seconds: int) -> float:
+    """Raw verifications per second in one thread on the server's core."""
+    command = [
+        *pin.server,
+        sys.executable,
+        "-m",
+        "benchmarks.argon2_rate",
+        f"--time-cost={security.argon2_time_cost}",
+        f"--memory-kib={security.argon2_memory_kib}",
+        f"--parallelism={security.argon2_parallelism}",
+        f"--seconds={seconds}",
+    ]
+    done = subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True)  # noqa: S603
+    rate: float = json.loads(done.stdout)["verify_per_s"]
+    return rate
+
+
+async def prepare_database(
+    server_url: str, plan: seed.SeedPlan
+) -> tuple[str, dict[str, float], str]:
+    """Recreate and seed the benchmark database; return its URL, step times and chain state."""
+    url = await seed.recreate(server_url)
+    seconds = await seed.run_steps(url, plan)
+    return url, seconds, await chain_state(url)
+
+
+async def chain_state(url: str) -> str:
+    """What `make audit-verify` would say about the database."""
+    settings = get_settings().model_copy(
+        update={"database": DatabaseSettings(statement_timeout_ms=0)}
+    )
+    return describe(await verify_chain(settings, url=url))
+
+
+def summarise(report: Report, *, security: SecuritySettings, argon2_rate: float) -> None:
+    """The notes under the table: login against argon2, the storm, memory."""
+    logins = report.extra["login_rps"]
+    shares = ", ".join(f"{c} conns {float(r) / argon2_rate:.2f}" for c, r in logins.items())
+    report.notes.append(
+        f"raw argon2id verify (m={security.argon2_memory_kib} KiB, t={security.argon2_time_cost}, "
+        f"p={security.argon2_parallelism}), one thread on the server core: {argon2_rate:.1f}/s; "
+        f"login req/s as a share of it: {shares}"
+    )
+    storm = report.extra["storm"]
+    report.notes.append(
+        f"login storm ({STORM_CONNECTIONS} conns logging in while {STORM_CONNECTIONS} read "
+        f"/users/me): /users/me p99 {storm['quiet_p99_ms']:.1f} ms quiet, "
+        f"{storm['storm_p99_ms']:.1f} ms during the storm ({storm['p99_factor']:.1f}x), "
+        f"{storm['quiet_rps']:,.0f} → {storm['storm_rps']:,.0f} req/s; "
+        f"{storm['login_rps']:.1f} logins/s; {storm['errors']} errors"
+    )
+    rss = report.extra["rss_mb"]
+    report.notes.append("worker RSS: " + ", ".join(f"{k} {v:.0f} MB" for k, v in rss.items()))
+
+
+def describe_server(url: str) -> str:
+    """Where PostgreSQL runs, without credentials."""
+    parsed = make_url(url)
+    return f"{parsed.host or parsed.query.get('host', 'socket')}:{parsed.port or 5432}"
+
+
+def git_commit() -> str:
+    """The commit measured, or `unknown` outside a checkout."""
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607 - git from PATH
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return done.stdout.strip()
+
+
+def write_results(report: Report) -> Path:
+    """Write the Markdown and JSON of the run; return the Markdown's path."""
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    markdown = RESULTS_DIR / f"http-{stamp}.md"
+    meta = report.meta
+    heading = (
+        f"Roombook HTTP benchmark, {meta['started']}, commit {meta['commit']}: "
+        f"{meta['duration_s']} s per run after a {meta['warmup_s']} s warm-up, "
+        f"{meta['pinning']}, load average {meta['load_average']} at the start\n\n"
+    )
+    markdown.write_text(heading + report.markdown())
+    markdown.with_suffix(".json").write_text(json.dumps(report.as_json(), indent=2) + "\n")
+    return markdown
+
+
+def run(options: argparse.Namespace) -> None:
+    """Seed, measure the ceiling and Roombook, report."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    pin = Pinning.detect()
+    bench = Bench(
+        wrk=Wrk(binary=ensure_wrk(), pin=pin, timeout_s=options.timeout),
+        pin=pin,
+        duration=options.duration,
+        warmup=options.warmup,
+        connections=tuple(options.connections),
+    )
+    security = bench_security()
+    password = secrets.token_hex(16)
+    hasher = PasswordHasher(
+        time_cost=security.argon2_time_cost,
+        memory_cost=security.argon2_memory_kib,
+        parallelism=security.argon2_parallelism,
+        type=Type.ID,
+    )
+    plan = seed.SeedPlan(
+        password_hash=hasher.hash(password), users=options.users, audit_events=options.audit_events
+    )
+    server_url = bench_server_url()
+    out(f"seeding {seed.DATABASE_NAME} on {describe_server(server_url)} …")
+    url, seed_seconds, chain = asyncio.run(prepare_database(server_url, plan))
+    out(f"seeded in {sum(seed_seconds.values()):.1f} s {seed_seconds}; audit chain {chain}")
+    argon2_rate = argon2_verify_rate(pin, security, seconds=max(options.duration, 3))
+    out(f"raw argon2id verify: {argon2_rate:.1f}/s on one core")
+    report = Report(
+        meta={
+            "started": datetime.now(UTC).isoformat(timespec="seconds"),
+            "commit": git_commit(),
+            "duration_s": options.duration,
+            "warmup_s": options.warmup,
+            "timeout_s": options.timeout,
+            "connections": list(options.connections),
+            "pinning": pin.describe(),
+            "cpus": os.cpu_count(),
+            "load_average": ", ".join(f"{v:.2f}" for v in os.getloadavg()),
+            "python": platform.python_version(),
+            "postgres": describe_server(server_url),
+            "seed": {
+                "users": plan.users,
+                "audit_events": plan.audit_events,
+                "seconds": seed_seconds,
+            },
+            "chain_after_seed": chain,
+        }
+    )
+    out(TABLE_HEADER)
+    bench_ceiling(bench, report, env=server_environment(database_url=url, security=security))
+    bench_api(
+        bench,
+        report,
+        env=server_environment(database_url=url, security=security),
+        accounts=mint_accounts(plan, security, password),
+    )
+    report.extra["argon2_verify_per_s"] = round(argon2_rate, 1)
+    report.meta["chain_after_bench"] = asyncio.run(chain_state(url))
+    summarise(report, security=security, argon2_rate=argon2_rate)
+    report.notes.append(f"audit chain after the bench: {report.meta['chain_after_bench']}")
+    path = write_results(report)
+    out()
+    out(path.read_text())
+    out(f"written to {path.relative_to(ROOT)} and {path.with_suffix('.json').relative_to(ROOT)}")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Read the options; `BENCH_DURATION` sets the default seconds per run."""
+    duration = int(os.environ.get("BENCH_DURATION") or 10)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.http_bench")
+    parser.add_argument("--duration", type=int, default=duration, help="seconds per run")
+    parser.add_argument("--warmup", type=int, help="seconds (default: the duration, at most 3)")
+    parser.add_argument("--connections", type=int, nargs="+", default=[8, 64, 256])
+    parser.add_argument("--timeout", type=int, default=10, help="wrk's request timeout, s")
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--audit-events", type=int, default=50_000, help="e.g. 1000000")
+    options = parser.parse_args(argv)
+    if options.warmup is None:
+        options.warmup = min(options.duration, 3)
+    if CEILING_CONNECTIONS not in options.connections:
+        parser.error(f"--connections must include {CEILING_CONNECTIONS}: ratios are taken there")
+    return options
+
+
+if __name__ == "__main__":
+    run(parse_args())

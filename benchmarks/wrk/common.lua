@@ -1,0 +1,41 @@
+-- Shared by the scenario scripts (wrk finds it through LUA_PATH, set by the harness).
+-- A script requires it at load time, which defines wrk's request() and done(), and hands
+-- its prepared requests to serve() from init().
+local M = {}
+local prepared = {}
+local n = 0
+
+-- The lines of a file, without blanks.
+function M.lines(path)
+  local found = {}
+  for line in io.lines(path) do
+    if line ~= "" then
+      found[#found + 1] = line
+    end
+  end
+  return found
+end
+
+-- The requests to send, round robin.
+function M.serve(requests)
+  prepared = requests
+end
+
+-- Global at load time: wrk checks for it before init() runs to know requests differ.
+function request()
+  n = n + 1
+  return prepared[(n % #prepared) + 1]
+end
+
+-- One JSON line for the harness (benchmarks/measure.py parses it).
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRK_REPORT {"requests":%d,"duration_us":%d,"bytes":%d,"p50_us":%d,"p99_us":%d,'
+      .. '"max_us":%d,"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d}}\n',
+    summary.requests, summary.duration, summary.bytes,
+    latency:percentile(50), latency:percentile(99), latency.max,
+    e.connect, e.read, e.write, e.status, e.timeout))
+end
+
+return M
