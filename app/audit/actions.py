@@ -34,6 +34,7 @@ class AuditAction(StrEnum):
     BOOKING_CREATED = "booking.created"
     BOOKING_UPDATED = "booking.updated"
     BOOKING_CANCELLED = "booking.cancelled"
+    AUTH_PASSWORD_CHECK_FAILED = "auth.password_check_failed"
 
 
 class AuditEntity(StrEnum):

@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.audit.actions import AuditAction, AuditEntity
 from app.audit.service import AuditService, build_audit_service
 from app.auth.passwords import build_password_service
-from app.auth.service import build_session_service
+from app.auth.service import build_password_check_service, build_session_service
 from app.core.config import Settings
 from app.core.errors import AppError
 from app.core.security import PasswordHasher
@@ -27,7 +27,15 @@ def build_account_services(
     audit = build_audit_service(session)
     sessions = build_session_service(session, audit=audit, settings=settings)
     passwords = build_password_service(hasher=hasher, settings=settings)
-    return audit, build_user_service(session, audit=audit, passwords=passwords, sessions=sessions)
+    return audit, build_user_service(
+        session,
+        audit=audit,
+        passwords=passwords,
+        sessions=sessions,
+        password_checks=build_password_check_service(
+            session, audit=audit, passwords=passwords, settings=settings
+        ),
+    )
 
 
 async def create_admin(

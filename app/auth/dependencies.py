@@ -14,8 +14,10 @@ from app.auth.passwords import PasswordService, build_password_service
 from app.auth.ratelimit import RateLimiter
 from app.auth.service import (
     AuthService,
+    PasswordCheckService,
     SessionService,
     build_auth_service,
+    build_password_check_service,
     build_session_service,
 )
 from app.core.config import Settings
@@ -97,6 +99,18 @@ async def get_session_service(
 SessionServiceDep = Annotated[SessionService, Depends(get_session_service)]
 
 
+async def get_password_check_service(
+    request: Request, session: SessionDep, audit: AuditServiceDep, passwords: PasswordServiceDep
+) -> PasswordCheckService:
+    """The request's current-password checks, on the request's one audit service."""
+    return build_password_check_service(
+        session, audit=audit, passwords=passwords, settings=request.app.state.settings
+    )
+
+
+PasswordCheckServiceDep = Annotated[PasswordCheckService, Depends(get_password_check_service)]
+
+
 async def get_current_user(
     request: Request,
     sessions: SessionServiceDep,
@@ -151,20 +165,29 @@ ManagerUser = Annotated[Principal, Depends(require_role(Role.MANAGER, Role.ADMIN
 
 
 async def get_auth_service(
+    *,
     request: Request,
     session: SessionDep,
     audit: AuditServiceDep,
     sessions: SessionServiceDep,
     passwords: PasswordServiceDep,
+    password_checks: PasswordCheckServiceDep,
 ) -> AuthService:
     """The request's AuthService; every service in it shares one audit and session service."""
-    users = build_user_service(session, audit=audit, passwords=passwords, sessions=sessions)
+    users = build_user_service(
+        session,
+        audit=audit,
+        passwords=passwords,
+        sessions=sessions,
+        password_checks=password_checks,
+    )
     return build_auth_service(
         session,
         audit=audit,
         sessions=sessions,
         users=users,
         passwords=passwords,
+        password_checks=password_checks,
         codec=request.app.state.token_codec,
         settings=request.app.state.settings,
     )

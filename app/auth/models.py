@@ -69,7 +69,12 @@ class RefreshToken(UUIDPrimaryKey, Base):
 
 
 class LoginThrottle(Base):
-    """Consecutive failed logins of an account and the delay window they earned."""
+    """Failed password checks of one account in one scope, and the delay window they earned.
+
+    Scopes: `login` (the account-wide login slow-down) and `password_check` (current-password
+    confirmations of a logged-in user). A row is written before each check (the
+    reservation) and deleted when the check succeeds.
+    """
 
     __tablename__ = "auth_login_throttles"
 
@@ -77,7 +82,9 @@ class LoginThrottle(Base):
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
     )
     """The account being guessed at."""
+    scope: Mapped[str] = mapped_column(String(48), primary_key=True)
+    """What is counted: `login` or `password_check`."""
     failures: Mapped[int] = mapped_column(Integer, server_default=text("0"))
-    """Failed logins since the last success."""
+    """Failed checks since the last success, counting the checks in progress."""
     blocked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    """No login is checked before this time; then one more guess is allowed."""
+    """No check is made before this time; then one more guess is allowed."""

@@ -3,12 +3,31 @@
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Boolean, Row, String, Uuid, column, select, table, update
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    DateTime,
+    Interval,
+    Row,
+    String,
+    Uuid,
+    case,
+    column,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    table,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.models import AuthSession, LoginThrottle, RefreshToken, SessionEndReason
+from app.auth.policy import MAX_DOUBLINGS, DelayPolicy
 
 USERS = table(
     "users",
@@ -137,51 +156,61 @@ class AuthRepository:
         )
         return (await self.session.scalars(statement)).all()
 
-    async def lock_throttle(self, *, user_id: uuid.UUID) -> LoginThrottle:
-        """An account's slow-down state, created if missing and locked until the transaction ends.
+    async def reserve_attempt(
+        self, *, user_id: uuid.UUID, scope: str, now: datetime, policy: DelayPolicy
+    ) -> tuple[int, datetime | None] | None:
+        """Count one failed check in advance, unless a delay window is open; None if one is.
 
-        Creating the row first means even the very first burst of guesses on an account
-        queues on the lock, instead of all being checked before the first failure counts.
+        One statement increments the count and opens the window the new count earns, so
+        parallel checks each see the ones before them counted. Returns the new count and
+        the window's end (None below the threshold).
         """
-        await self.session.execute(
-            insert(LoginThrottle).values(user_id=user_id).on_conflict_do_nothing()
-        )
-        statement = (
-            select(LoginThrottle)
-            .where(LoginThrottle.user_id == user_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        return (await self.session.scalars(statement)).one()
-
-    async def count_failure(self, *, user_id: uuid.UUID) -> int:
-        """Add one failed login to the account's count, atomically; return the new count."""
+        first_over = 1 - policy.free_failures
         statement = (
             insert(LoginThrottle)
-            .values(user_id=user_id, failures=1)
-            .on_conflict_do_update(
-                index_elements=[LoginThrottle.user_id],
-                set_={"failures": LoginThrottle.failures + 1},
+            .values(
+                user_id=user_id,
+                scope=scope,
+                failures=1,
+                blocked_until=now + policy.delay(first_over) if first_over >= 0 else None,
             )
-            .returning(LoginThrottle.failures)
+            .on_conflict_do_update(
+                index_elements=[LoginThrottle.user_id, LoginThrottle.scope],
+                set_={
+                    "failures": LoginThrottle.failures + 1,
+                    "blocked_until": _window(
+                        policy, over=LoginThrottle.failures + 1 - policy.free_failures, now=now
+                    ),
+                },
+                where=or_(
+                    LoginThrottle.blocked_until.is_(None), LoginThrottle.blocked_until <= now
+                ),
+            )
+            .returning(LoginThrottle.failures, LoginThrottle.blocked_until)
         )
-        failures: int = (await self.session.scalars(statement)).one()
-        return failures
+        row = (await self.session.execute(statement)).one_or_none()
+        return None if row is None else (row.failures, row.blocked_until)
 
-    async def block(self, *, user_id: uuid.UUID, until: datetime) -> None:
-        """Refuse logins of the account until `until`."""
+    async def blocked_until(self, *, user_id: uuid.UUID, scope: str) -> datetime | None:
+        """When the open delay window of this account and scope ends."""
+        statement = select(LoginThrottle.blocked_until).where(
+            LoginThrottle.user_id == user_id, LoginThrottle.scope == scope
+        )
+        until: datetime | None = await self.session.scalar(statement)
+        return until
+
+    async def clear_attempts(self, *, user_id: uuid.UUID, scope: str) -> None:
+        """Forget the counted failures of a scope after a successful check."""
         await self.session.execute(
-            update(LoginThrottle)
-            .where(LoginThrottle.user_id == user_id)
-            .values(blocked_until=until)
+            delete(LoginThrottle)
+            .where(LoginThrottle.user_id == user_id, LoginThrottle.scope == scope)
             .execution_options(synchronize_session=False)
         )
 
-    async def clear_throttle(self, *, user_id: uuid.UUID) -> None:
-        """Forget failed logins after a success."""
-        await self.session.execute(
-            update(LoginThrottle)
-            .where(LoginThrottle.user_id == user_id)
-            .values(failures=0, blocked_until=None)
-            .execution_options(synchronize_session=False)
-        )
+
+def _window(policy: DelayPolicy, *, over: ColumnElement[int], now: datetime) -> ColumnElement[Any]:
+    """SQL for the end of the window that `over` earns, as `DelayPolicy.delay` computes it."""
+    doublings = func.least(over, MAX_DOUBLINGS)
+    seconds = func.least(policy.base_s * func.power(2, doublings), policy.max_s)
+    interval = func.make_interval(0, 0, 0, 0, 0, 0, seconds, type_=Interval())
+    return case((over >= 0, literal(now, DateTime(timezone=True)) + interval), else_=None)

@@ -1,6 +1,7 @@
 """Login, refresh-token rotation, sessions and password changes."""
 
 import hashlib
+import math
 import secrets
 import uuid
 from collections.abc import Callable, Sequence
@@ -17,9 +18,11 @@ from app.audit.service import AuditService
 from app.auth.models import AuthSession, RefreshToken, SessionEndReason
 from app.auth.passwords import PasswordService
 from app.auth.repository import AuthRepository
+from app.auth.throttle import AttemptThrottle, Refused, Reservation, Scope
 from app.core.config import AuthSettings, Settings
 from app.core.context import bind_actor, current_context
-from app.core.errors import Forbidden, NotFound, Unauthorized
+from app.core.db import commit_early
+from app.core.errors import Forbidden, NotFound, RateLimited, Unauthorized
 from app.core.security import TokenCodec
 from app.users.schemas import Role, UserCreate, UserRead, normalise_email
 from app.users.service import Credentials, CurrentPasswordInvalid, UserService
@@ -199,6 +202,84 @@ class SessionService:
         return len(ended)
 
 
+class CurrentPasswordThrottled(RateLimited):
+    """Too many wrong current passwords on this account; `Retry-After` says when to retry."""
+
+    code = "current-password-throttled"
+    title = "Too many wrong current passwords"
+
+
+class PasswordCheckService:
+    """Confirm a logged-in user's current password, slowed down per account like login.
+
+    A stolen access token must not become a password-guessing oracle: each check is
+    counted before it runs (its own `password_check` counter, so an attacker guessing at
+    the login cannot also stop the owner from changing the password), and each wrong
+    password is audited.
+    """
+
+    def __init__(
+        self,
+        *,
+        session: AsyncSession,
+        audit: AuditService,
+        passwords: PasswordService,
+        settings: AuthSettings,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.session = session
+        self.audit = audit
+        self.passwords = passwords
+        self.throttle = AttemptThrottle(session=session, settings=settings, clock=clock)
+        self.clock = clock
+
+    async def confirm(
+        self, *, user_id: uuid.UUID, password_hash: str, password: str, purpose: str
+    ) -> None:
+        """Return if `password` is the user's; raise 403 if not, 429 while slowed down."""
+        reservation = await self.check(
+            user_id=user_id, password_hash=password_hash, password=password, purpose=purpose
+        )
+        await self.passed(user_id=user_id, reservation=reservation)
+
+    async def check(
+        self, *, user_id: uuid.UUID, password_hash: str, password: str, purpose: str
+    ) -> Reservation:
+        """Like `confirm`, but the counted failure stands until `passed` clears it.
+
+        For callers with slow work of their own after the check: clearing takes the
+        throttle row's lock until the request commits, so it should come after that work.
+        """
+        reservation = await self.throttle.reserve(user_id=user_id, scope=Scope.PASSWORD_CHECK)
+        # Counted in a short transaction of its own before the slow verify, as in login.
+        await commit_early(self.session)
+        if isinstance(reservation, Refused):
+            wait_s = (reservation.until - self.clock()).total_seconds() if reservation.until else 1
+            raise CurrentPasswordThrottled(
+                "Too many wrong current passwords; try again later.",
+                headers={"Retry-After": str(max(math.ceil(wait_s), 1))},
+            )
+        if not await self.passwords.verify(password_hash=password_hash, password=password):
+            await self.audit.record(
+                action=AuditAction.AUTH_PASSWORD_CHECK_FAILED,
+                entity_type=AuditEntity.USER,
+                entity_id=user_id,
+                after={
+                    "purpose": purpose,
+                    "failures": reservation.failures,
+                    "blocked_until": _iso(reservation.blocked_until),
+                },
+            )
+            # The 403 rolls the request back; the count and its entry must outlive it.
+            await commit_early(self.session)
+            raise CurrentPasswordInvalid("The current password is wrong.")
+        return reservation
+
+    async def passed(self, *, user_id: uuid.UUID, reservation: Reservation) -> None:
+        """The checked request goes ahead: forget the failures counted for the account."""
+        await self.throttle.clear(user_id=user_id, reservation=reservation)
+
+
 class AuthService:
     """Credential checks and token issuance on top of users and sessions."""
 
@@ -210,16 +291,19 @@ class AuthService:
         users: UserService,
         sessions: SessionService,
         passwords: PasswordService,
+        password_checks: PasswordCheckService,
         codec: TokenCodec,
         settings: AuthSettings,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.session = session
         self.repository = AuthRepository(session)
+        self.throttle = AttemptThrottle(session=session, settings=settings, clock=clock)
         self.audit = audit
         self.users = users
         self.sessions = sessions
         self.passwords = passwords
+        self.password_checks = password_checks
         self.codec = codec
         self.settings = settings
         self.clock = clock
@@ -235,37 +319,46 @@ class AuthService:
         """Check credentials and open a session, or fail the same way whatever went wrong.
 
         Unknown email, wrong password, inactive account and a throttled account each do
-        exactly one password verification and end in the same `InvalidCredentials`.
+        exactly one password verification and end in the same `InvalidCredentials`. The
+        verification runs with no lock and no database connection held.
         """
         account = await self.users.credentials_for(email=normalise_email(email))
         if account is None:
-            await self.passwords.verify_against_nothing(password=password)
             await self.audit.record(
                 action=AuditAction.AUTH_LOGIN_FAILED,
                 entity_type=AuditEntity.USER,
                 entity_id=None,
                 after={"reason": "unknown_account"},
             )
-            await self._reject_keeping_bookkeeping()
-        # Locking the account's throttle row makes parallel guesses wait for each other,
-        # so a burst cannot slip many guesses in before the first failure is counted.
-        throttle = await self.repository.lock_throttle(user_id=account.id)
-        now = self.clock()
-        if throttle.blocked_until and throttle.blocked_until > now:
+            await commit_early(self.session)
             await self.passwords.verify_against_nothing(password=password)
+            raise InvalidCredentials
+        reservation = await self.throttle.reserve(user_id=account.id, scope=Scope.LOGIN)
+        if isinstance(reservation, Refused):
             await self.audit.record(
                 action=AuditAction.AUTH_LOGIN_THROTTLED,
                 entity_type=AuditEntity.USER,
                 entity_id=account.id,
-                after={"blocked_until": throttle.blocked_until.isoformat()},
+                after={"blocked_until": _iso(reservation.until)},
             )
-            await self._reject_keeping_bookkeeping()
+        # The failure is counted before the slow verify, in its own short transaction:
+        # the throttle row and the connection are free again while argon2 runs, and a
+        # parallel guess already sees this one counted.
+        await commit_early(self.session)
+        if isinstance(reservation, Refused):
+            await self.passwords.verify_against_nothing(password=password)
+            raise InvalidCredentials
         valid = await self.passwords.verify(password_hash=account.password_hash, password=password)
         if not valid or not account.is_active:
-            await self._count_failure(account=account, now=now, wrong_password=not valid)
-        if throttle.failures:
-            await self.repository.clear_throttle(user_id=account.id)
-        return await self._open_session(account=account, password=password)
+            await self._login_failed(
+                account=account, reservation=reservation, wrong_password=not valid
+            )
+        # Rehashing is slow too: it runs before this transaction takes any lock.
+        rehashed = await self.passwords.rehash_if_needed(
+            password_hash=account.password_hash, password=password
+        )
+        await self.throttle.clear(user_id=account.id, reservation=reservation)
+        return await self._open_session(account=account, rehashed=rehashed)
 
     async def refresh(self, *, token: str) -> IssuedTokens:
         """Exchange a refresh token for a new one and a new access token.
@@ -329,19 +422,33 @@ class AuthService:
         new_password: str,
     ) -> None:
         """Replace the password after checking the current one; end every other session."""
+        account = await self.users.credentials(user_id=user_id)
+        # The policy needs no secret: checked first, so a refused new password costs the
+        # owner no counted failure.
+        self.passwords.check(password=new_password, email=account.email, field="new_password")
+        reservation = await self.password_checks.check(
+            user_id=user_id,
+            password_hash=account.password_hash,
+            password=current_password,
+            purpose="password_change",
+        )
+        # Hashed before any row is written or locked: the throttle and user rows and the
+        # audit head stay free meanwhile, and no connection is held.
+        password_hash = await self.passwords.hash_new(
+            password=new_password, email=account.email, field="new_password"
+        )
+        await self.password_checks.passed(user_id=user_id, reservation=reservation)
         # The user row is locked first and the sessions before any audit entry: the same
         # order as deactivation and refresh (users, sessions, audit head), so no deadlock.
-        account = await self.users.lock_credentials(user_id=user_id)
-        if not await self.passwords.verify(
-            password_hash=account.password_hash, password=current_password
-        ):
-            raise CurrentPasswordInvalid("The current password is wrong.")
-        self.passwords.check(password=new_password, email=account.email, field="new_password")
+        locked = await self.users.lock_credentials(user_id=user_id)
+        if locked.password_hash != account.password_hash:
+            # Changed by a parallel request since the check: the checked password is stale.
+            raise CurrentPasswordInvalid("The password was changed meanwhile.")
         # Whoever else holds a session may be the reason for the change: end them all.
         await self.sessions.end_others(
             user_id=user_id, keep=session_id, reason=SessionEndReason.PASSWORD_CHANGED
         )
-        await self.users.set_password(user_id=user_id, password=new_password, field="new_password")
+        await self.users.store_password(user_id=user_id, password_hash=password_hash)
 
     def access_token(self, *, user_id: uuid.UUID, role: Role, session_id: uuid.UUID) -> str:
         """Sign an access token naming the user, their role and the session."""
@@ -349,12 +456,9 @@ class AuthService:
             subject=str(user_id), claims={"role": role.value, "sid": str(session_id)}
         )
 
-    async def _open_session(self, *, account: Credentials, password: str) -> IssuedTokens:
+    async def _open_session(self, *, account: Credentials, rehashed: str | None) -> IssuedTokens:
         # The password checked out: from here on the audit trail names this user as actor.
         bind_actor(actor_id=account.id, actor_role=account.role.value)
-        rehashed = await self.passwords.rehash_if_needed(
-            password_hash=account.password_hash, password=password
-        )
         if rehashed is not None:
             await self.users.store_rehash(user_id=account.id, password_hash=rehashed)
         await self.users.record_login(user_id=account.id)
@@ -372,34 +476,21 @@ class AuthService:
             refresh_token=refresh_token,
         )
 
-    async def _count_failure(
-        self, *, account: Credentials, now: datetime, wrong_password: bool
+    async def _login_failed(
+        self, *, account: Credentials, reservation: Reservation, wrong_password: bool
     ) -> NoReturn:
-        failures = await self.repository.count_failure(user_id=account.id)
-        over = failures - self.settings.login_failures_before_delay
-        blocked_until = None
-        if over >= 0:
-            # A growing delay window, capped: it slows guessing down but never locks forever.
-            delay = min(self.settings.login_delay_base_s * 2**over, self.settings.login_delay_max_s)
-            blocked_until = now + timedelta(seconds=delay)
-            await self.repository.block(user_id=account.id, until=blocked_until)
         await self.audit.record(
             action=AuditAction.AUTH_LOGIN_FAILED,
             entity_type=AuditEntity.USER,
             entity_id=account.id,
             after={
                 "reason": "wrong_password" if wrong_password else "inactive",
-                "failures": failures,
-                "blocked_until": blocked_until.isoformat() if blocked_until else None,
+                "failures": reservation.failures,
+                "blocked_until": _iso(reservation.blocked_until),
             },
         )
-        await self._reject_keeping_bookkeeping()
-
-    async def _reject_keeping_bookkeeping(self) -> NoReturn:
-        # The 401 raised below rolls the request's unit of work back; commit first so the
-        # failure count and its audit entry survive, or guessing would never slow down
-        # and never show in the audit trail.
-        await self.session.commit()
+        # The 401 rolls the request's unit of work back; the entry must outlive it.
+        await commit_early(self.session)
         raise InvalidCredentials
 
     async def _reused(
@@ -429,7 +520,7 @@ class AuthService:
         )
         log.warning("refresh token reused; session revoked", session_id=str(auth_session.id))
         # As with failed logins: the revocation must outlive the 401 that follows.
-        await self.session.commit()
+        await commit_early(self.session)
         raise InvalidRefreshToken
 
     def _tokens(
@@ -455,6 +546,15 @@ def build_session_service(
     return SessionService(session=session, audit=audit, settings=settings.auth)
 
 
+def build_password_check_service(
+    session: AsyncSession, *, audit: AuditService, passwords: PasswordService, settings: Settings
+) -> PasswordCheckService:
+    """The current-password checks on a session, sharing the unit of work's audit service."""
+    return PasswordCheckService(
+        session=session, audit=audit, passwords=passwords, settings=settings.auth
+    )
+
+
 def build_auth_service(
     session: AsyncSession,
     *,
@@ -462,6 +562,7 @@ def build_auth_service(
     sessions: SessionService,
     users: UserService,
     passwords: PasswordService,
+    password_checks: PasswordCheckService,
     codec: TokenCodec,
     settings: Settings,
 ) -> AuthService:
@@ -472,6 +573,11 @@ def build_auth_service(
         users=users,
         sessions=sessions,
         passwords=passwords,
+        password_checks=password_checks,
         codec=codec,
         settings=settings.auth,
     )
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None

@@ -18,6 +18,8 @@ class RequestContext:
     user_agent: str | None = None
     actor_id: UUID | None = None
     actor_role: str | None = None
+    committed_early: bool = False
+    """Part of the request's work was committed before it ended (see `commit_early`)."""
 
 
 _current: ContextVar[RequestContext | None] = ContextVar("roombook_request_context", default=None)

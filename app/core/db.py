@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from app.core.config import DatabaseSettings
+from app.core.context import current_context
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -109,3 +110,16 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+async def commit_early(session: AsyncSession) -> None:
+    """Commit the request's work so far, before the request ends; the session goes on.
+
+    For work that must outlive what follows: a failed-attempt count or a revocation kept
+    before an error rolls the rest back, or a short transaction that releases its row
+    locks and its pooled connection before slow work such as password hashing. The
+    request is marked: the retry middleware never re-runs it after a serialization
+    failure, since the committed part would be applied twice; it answers 503 instead.
+    """
+    await session.commit()
+    current_context().committed_early = True

@@ -8,6 +8,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core.context import current_context
 from app.core.errors import AppError, ServiceUnavailable, ValidationFailed
 from app.core.middleware import send_problem
 
@@ -61,7 +62,8 @@ class DatabaseErrorMiddleware:
     caller's input, so it answers 422; the input types should have refused it earlier.
 
     The body is buffered (it is already size-limited) so a retry sees it again. Each
-    attempt gets a fresh session and transaction from the session dependency.
+    attempt gets a fresh session and transaction from the session dependency. A request
+    that committed early is never re-run: it gets the 503 at once.
     """
 
     def __init__(self, app: ASGIApp, *, attempts: int) -> None:
@@ -90,22 +92,27 @@ class DatabaseErrorMiddleware:
                 failure = classify(exc)
                 if started or failure is DbFailure.OTHER:
                     raise
-                if failure is DbFailure.RETRY and attempt < self.attempts:
+                # A request that committed part of its work (`commit_early`) is not
+                # idempotent: running it again would apply that part twice.
+                rerun = not current_context().committed_early
+                if failure is DbFailure.RETRY and attempt < self.attempts and rerun:
                     log.warning("transaction conflict, retrying", attempt=attempt)
                     await asyncio.sleep(0.01 * 2**attempt)
                     continue
                 log.warning(
                     "database refused the request", error=type(exc).__name__, failure=failure.value
                 )
-                await send_problem(scope, send, _problem(failure))
+                await send_problem(scope, send, _problem(failure, rerun=rerun))
                 return
 
 
-def _problem(failure: DbFailure) -> AppError:
+def _problem(failure: DbFailure, *, rerun: bool) -> AppError:
     if failure is DbFailure.INVALID_DATA:
         return ValidationFailed(
             [], detail="The request contains a value the database cannot store or compare."
         )
+    if failure is DbFailure.RETRY and not rerun:
+        return ServiceUnavailable("The request conflicted with a concurrent change; try again.")
     if failure is DbFailure.RETRY:
         return ServiceUnavailable("The request kept conflicting with concurrent changes.")
     return ServiceUnavailable("The database is unavailable.")

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import Depends
 
 from app.audit.dependencies import AuditServiceDep
-from app.auth.dependencies import PasswordServiceDep, SessionServiceDep
+from app.auth.dependencies import PasswordCheckServiceDep, PasswordServiceDep, SessionServiceDep
 from app.core.db import SessionDep
 from app.users.service import UserService, build_user_service
 
@@ -15,9 +15,16 @@ async def get_user_service(
     audit: AuditServiceDep,
     passwords: PasswordServiceDep,
     sessions: SessionServiceDep,
+    password_checks: PasswordCheckServiceDep,
 ) -> UserService:
     """The request's UserService."""
-    return build_user_service(session, audit=audit, passwords=passwords, sessions=sessions)
+    return build_user_service(
+        session,
+        audit=audit,
+        passwords=passwords,
+        sessions=sessions,
+        password_checks=password_checks,
+    )
 
 
 UserServiceDep = Annotated[UserService, Depends(get_user_service)]

@@ -55,14 +55,20 @@ class CurrentPasswordInvalid(Forbidden):
 
 
 class PasswordPolicy(Protocol):
-    """What users needs from auth's password service: policy-checked hashing and checks."""
+    """What users needs from auth's password service: policy-checked hashing."""
 
     async def hash_new(self, *, password: str, email: str, field: str = "password") -> str:
         """Check a new password against the policy (422 naming `field`), then hash it."""
         ...
 
-    async def verify(self, *, password_hash: str, password: str) -> bool:
-        """Whether the password matches the stored hash."""
+
+class PasswordConfirmer(Protocol):
+    """What users needs from auth: confirming a current password, throttled per account."""
+
+    async def confirm(
+        self, *, user_id: uuid.UUID, password_hash: str, password: str, purpose: str
+    ) -> None:
+        """Return if the password is right; raise `CurrentPasswordInvalid` (or 429) if not."""
         ...
 
 
@@ -120,12 +126,14 @@ class UserService:
         audit: AuditService,
         passwords: PasswordPolicy,
         sessions: SessionEnder,
+        password_checks: PasswordConfirmer,
     ) -> None:
         self.session = session
         self.repository = UserRepository(session)
         self.audit = audit
         self.passwords = passwords
         self.sessions = sessions
+        self.password_checks = password_checks
 
     async def create(self, *, data: UserCreate, registered: bool = False) -> User:
         """Create an account; `registered` marks a self-service sign-up."""
@@ -172,6 +180,10 @@ class UserService:
         """Login data of the account with this email, or None."""
         user = await self.repository.get_by_email(email=email)
         return None if user is None else credentials(user)
+
+    async def credentials(self, *, user_id: uuid.UUID) -> Credentials:
+        """Login data of an account, unlocked (or 404)."""
+        return credentials(await self.get(user_id=user_id))
 
     async def lock_credentials(self, *, user_id: uuid.UUID) -> Credentials:
         """Login data of an account, its row locked until the transaction ends (`UserNotFound`)."""
@@ -226,17 +238,13 @@ class UserService:
             user_id=user_id, expected_versions=expected_versions, data=AdminUpdate(is_active=False)
         )
 
-    async def set_password(self, *, user_id: uuid.UUID, password: str, field: str) -> None:
-        """Replace a user's password after checking it against the policy."""
-        user = await self.get(user_id=user_id)
-        password_hash = await self.passwords.hash_new(
-            password=password, email=user.email, field=field
-        )
-        await self.repository.update(user_id=user.id, values={"password_hash": password_hash})
+    async def store_password(self, *, user_id: uuid.UUID, password_hash: str) -> None:
+        """Replace a user's password hash (made from a policy-checked password by the caller)."""
+        await self.repository.update(user_id=user_id, values={"password_hash": password_hash})
         await self.audit.record(
             action=AuditAction.USER_PASSWORD_CHANGED,
             entity_type=AuditEntity.USER,
-            entity_id=user.id,
+            entity_id=user_id,
         )
 
     async def store_rehash(self, *, user_id: uuid.UUID, password_hash: str) -> None:
@@ -267,8 +275,12 @@ class UserService:
                     }
                 ]
             )
-        if not await self.passwords.verify(password_hash=user.password_hash, password=password):
-            raise CurrentPasswordInvalid("The current password is wrong.")
+        await self.password_checks.confirm(
+            user_id=user.id,
+            password_hash=user.password_hash,
+            password=password,
+            purpose="email_change",
+        )
 
     async def _keep_an_admin(self, *, user_id: uuid.UUID) -> None:
         admins = await self.repository.lock_active_admins()
@@ -328,6 +340,13 @@ def build_user_service(
     audit: AuditService,
     passwords: PasswordPolicy,
     sessions: SessionEnder,
+    password_checks: PasswordConfirmer,
 ) -> UserService:
     """The user service on a session, sharing the unit of work's audit and session services."""
-    return UserService(session=session, audit=audit, passwords=passwords, sessions=sessions)
+    return UserService(
+        session=session,
+        audit=audit,
+        passwords=passwords,
+        sessions=sessions,
+        password_checks=password_checks,
+    )

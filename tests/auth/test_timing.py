@@ -70,6 +70,7 @@ async def test_failed_logins_cost_the_same_hash_work_and_answer_the_same(
     db_session.add(
         LoginThrottle(
             user_id=throttled,
+            scope="login",
             failures=5,
             blocked_until=datetime.now(UTC) + timedelta(hours=1),
         )

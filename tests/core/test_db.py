@@ -15,7 +15,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.core.config import DatabaseSettings
-from app.core.db import SessionDep, async_url
+from app.core.db import SessionDep, async_url, commit_early
 from app.core.db_errors import DbFailure, classify, sqlstate_of
 from app.core.errors import NotFound
 from app.factory import create_app
@@ -129,6 +129,13 @@ def add_routes(app: FastAPI) -> None:
         statement, value = UNSTORABLE[kind]
         await session.execute(text(statement), {"value": value} if value is not None else {})
 
+    @app.post("/notes/committed-early-then-conflicting")
+    async def committed_early(note: Note, session: SessionDep) -> None:
+        Attempts.seen.append(note.id)
+        await session.execute(INSERT_NOTE, note.model_dump())
+        await commit_early(session)
+        await session.execute(text(RAISE_SQLSTATE.format(state="40001")))
+
     @app.get("/broken-sql")
     async def broken_sql(session: SessionDep) -> None:
         Attempts.seen.append(0)
@@ -237,6 +244,17 @@ async def test_persistent_conflict_ends_in_503(client: AsyncClient, engine: Asyn
     assert response.headers["retry-after"] == "5"
     assert len(Attempts.seen) == 3
     assert await note_ids(engine) == []
+
+
+async def test_a_request_that_committed_early_is_not_run_again(
+    client: AsyncClient, engine: AsyncEngine
+) -> None:
+    """A re-run would apply the early commit twice; the conflict answers 503 at once."""
+    path = "/notes/committed-early-then-conflicting"
+    response = await client.post(path, json={"id": 7, "parent_id": 1})
+    assert_problem(response, status=503, code="service-unavailable", instance=path)
+    assert Attempts.seen == [7]
+    assert await note_ids(engine) == [7]
 
 
 async def test_other_database_errors_are_500_and_not_retried(client: AsyncClient) -> None:
