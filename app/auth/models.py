@@ -71,9 +71,10 @@ class RefreshToken(UUIDPrimaryKey, Base):
 class LoginThrottle(Base):
     """Failed password checks of one account in one scope, and the delay window they earned.
 
-    Scopes: `login` (the account-wide login slow-down) and `password_check` (current-password
-    confirmations of a logged-in user). A row is written before each check (the
-    reservation) and deleted when the check succeeds.
+    Scopes: `login` (the account-wide login slow-down), `password_check` (current-password
+    confirmations of a logged-in user) and `device:<id>` (the failure budget of one
+    trusted device cookie). A row is written before each check (the reservation) and
+    deleted when the check succeeds.
     """
 
     __tablename__ = "auth_login_throttles"
@@ -83,7 +84,7 @@ class LoginThrottle(Base):
     )
     """The account being guessed at."""
     scope: Mapped[str] = mapped_column(String(48), primary_key=True)
-    """What is counted: `login` or `password_check`."""
+    """What is counted: `login`, `password_check` or `device:<device id>`."""
     failures: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     """Failed checks since the last success, counting the checks in progress."""
     blocked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

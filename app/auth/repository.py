@@ -191,6 +191,21 @@ class AuthRepository:
         row = (await self.session.execute(statement)).one_or_none()
         return None if row is None else (row.failures, row.blocked_until)
 
+    async def reserve_budget(self, *, user_id: uuid.UUID, scope: str, budget: int) -> int | None:
+        """Count one failed check in advance while fewer than `budget` are counted, else None."""
+        statement = (
+            insert(LoginThrottle)
+            .values(user_id=user_id, scope=scope, failures=1)
+            .on_conflict_do_update(
+                index_elements=[LoginThrottle.user_id, LoginThrottle.scope],
+                set_={"failures": LoginThrottle.failures + 1},
+                where=LoginThrottle.failures < budget,
+            )
+            .returning(LoginThrottle.failures)
+        )
+        failures: int | None = (await self.session.scalars(statement)).one_or_none()
+        return failures
+
     async def blocked_until(self, *, user_id: uuid.UUID, scope: str) -> datetime | None:
         """When the open delay window of this account and scope ends."""
         statement = select(LoginThrottle.blocked_until).where(

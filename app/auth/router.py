@@ -28,7 +28,7 @@ from app.core.types import SingleLine
 from app.users.schemas import PASSWORD_INPUT_MAX, UserRead
 
 REFRESH_COOKIE_PATH = "/api/v1/auth"
-"""The refresh cookie goes only to auth endpoints; must match where this router is mounted."""
+"""The refresh and device cookies go only to auth endpoints; must match this router's mount."""
 
 router = APIRouter(
     prefix="/auth",
@@ -135,7 +135,24 @@ async def login(
     SPA and tools may call this. Any failure answers the same 401, whether the email is
     unknown, the password wrong or the account slowed down after failed attempts.
     """
-    tokens = await auth.login(email=username, password=password)
+    settings = _settings(request).auth
+    tokens = await auth.login(
+        email=username,
+        password=password,
+        device_cookie=request.cookies.get(settings.device_cookie_name),
+    )
+    if tokens.device_cookie is not None:
+        # Marks this browser as one the account logged in from (the lockout exemption):
+        # as guarded as the refresh cookie, and kept far longer.
+        response.set_cookie(
+            settings.device_cookie_name,
+            tokens.device_cookie,
+            max_age=settings.device_cookie_lifetime_s,
+            path=REFRESH_COOKIE_PATH,
+            secure=_cookie_secure(request),
+            httponly=True,
+            samesite="strict",
+        )
     return _deliver(request, response, tokens, refresh_token_delivery)
 
 

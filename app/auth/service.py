@@ -5,7 +5,7 @@ import math
 import secrets
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import NoReturn
 
@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.actions import AuditAction, AuditEntity
 from app.audit.service import AuditService
+from app.auth.devices import DeviceCookies
 from app.auth.models import AuthSession, RefreshToken, SessionEndReason
 from app.auth.passwords import PasswordService
 from app.auth.repository import AuthRepository
@@ -87,6 +88,8 @@ class IssuedTokens:
     expires_in: int
     refresh_token: str | None
     refresh_expires_at: datetime
+    device_cookie: str | None = None
+    """A login's new trusted-device cookie value."""
 
 
 class SessionService:
@@ -292,6 +295,7 @@ class AuthService:
         sessions: SessionService,
         passwords: PasswordService,
         password_checks: PasswordCheckService,
+        devices: DeviceCookies,
         codec: TokenCodec,
         settings: AuthSettings,
         clock: Callable[[], datetime] = utc_now,
@@ -299,6 +303,7 @@ class AuthService:
         self.session = session
         self.repository = AuthRepository(session)
         self.throttle = AttemptThrottle(session=session, settings=settings, clock=clock)
+        self.devices = devices
         self.audit = audit
         self.users = users
         self.sessions = sessions
@@ -315,12 +320,14 @@ class AuthService:
         data = UserCreate(email=email, full_name=full_name, password=password, role=Role.MEMBER)
         return UserRead.model_validate(await self.users.create(data=data, registered=True))
 
-    async def login(self, *, email: str, password: str) -> IssuedTokens:
+    async def login(self, *, email: str, password: str, device_cookie: str | None) -> IssuedTokens:
         """Check credentials and open a session, or fail the same way whatever went wrong.
 
         Unknown email, wrong password, inactive account and a throttled account each do
         exactly one password verification and end in the same `InvalidCredentials`. The
-        verification runs with no lock and no database connection held.
+        verification runs with no lock and no database connection held. A valid device
+        cookie of the account spends its own failure budget instead of the account-wide
+        slow-down; a successful login hands out a new one.
         """
         account = await self.users.credentials_for(email=normalise_email(email))
         if account is None:
@@ -333,7 +340,8 @@ class AuthService:
             await commit_early(self.session)
             await self.passwords.verify_against_nothing(password=password)
             raise InvalidCredentials
-        reservation = await self.throttle.reserve(user_id=account.id, scope=Scope.LOGIN)
+        device_id = self._trusted_device(device_cookie, user_id=account.id)
+        reservation = await self._reserve_login(user_id=account.id, device_id=device_id)
         if isinstance(reservation, Refused):
             await self.audit.record(
                 action=AuditAction.AUTH_LOGIN_THROTTLED,
@@ -357,8 +365,32 @@ class AuthService:
         rehashed = await self.passwords.rehash_if_needed(
             password_hash=account.password_hash, password=password
         )
+        # A trusted device's login leaves the account-wide count alone: an attacker's
+        # slow-down outlives the owner's logins.
         await self.throttle.clear(user_id=account.id, reservation=reservation)
-        return await self._open_session(account=account, rehashed=rehashed)
+        if device_id is not None:
+            await self.throttle.forget_device(user_id=account.id, device_id=device_id)
+        tokens = await self._open_session(account=account, rehashed=rehashed)
+        return replace(tokens, device_cookie=self.devices.issue(user_id=account.id))
+
+    def _trusted_device(self, cookie: str | None, *, user_id: uuid.UUID) -> uuid.UUID | None:
+        if cookie is None:
+            return None
+        device_id = self.devices.read(cookie, user_id=user_id)
+        if device_id is None:
+            log.info("device cookie rejected", user_id=str(user_id))
+        return device_id
+
+    async def _reserve_login(
+        self, *, user_id: uuid.UUID, device_id: uuid.UUID | None
+    ) -> Reservation | Refused:
+        if device_id is not None:
+            # A device the account logged in from spends its own budget, however slowed
+            # down the account is; once spent, the device counts as unknown.
+            own = await self.throttle.reserve_device(user_id=user_id, device_id=device_id)
+            if own is not None:
+                return own
+        return await self.throttle.reserve(user_id=user_id, scope=Scope.LOGIN)
 
     async def refresh(self, *, token: str) -> IssuedTokens:
         """Exchange a refresh token for a new one and a new access token.
@@ -485,6 +517,7 @@ class AuthService:
             entity_id=account.id,
             after={
                 "reason": "wrong_password" if wrong_password else "inactive",
+                "counter": "login" if reservation.scope == Scope.LOGIN else "trusted_device",
                 "failures": reservation.failures,
                 "blocked_until": _iso(reservation.blocked_until),
             },
@@ -574,6 +607,11 @@ def build_auth_service(
         sessions=sessions,
         passwords=passwords,
         password_checks=password_checks,
+        devices=DeviceCookies(
+            secret=settings.security.jwt_secret,
+            lifetime_s=settings.auth.device_cookie_lifetime_s,
+            clock=utc_now,
+        ),
         codec=codec,
         settings=settings.auth,
     )

@@ -26,6 +26,11 @@ class Scope(StrEnum):
     PASSWORD_CHECK = "password_check"  # noqa: S105 - a counter name, not a secret
 
 
+def device_scope(device_id: uuid.UUID) -> str:
+    """The scope counting the failures of one trusted device cookie."""
+    return f"device:{device_id.hex}"
+
+
 @dataclass(frozen=True, slots=True)
 class Reservation:
     """A failure counted in advance; `blocked_until` is the window it opened, if any."""
@@ -50,6 +55,7 @@ class AttemptThrottle:
     ) -> None:
         self.repository = AuthRepository(session)
         self.policy = DelayPolicy.from_settings(settings)
+        self.device_budget = settings.device_failure_budget
         self.clock = clock
 
     async def reserve(self, *, user_id: uuid.UUID, scope: Scope) -> Reservation | Refused:
@@ -63,6 +69,22 @@ class AttemptThrottle:
         failures, blocked_until = counted
         return Reservation(scope=scope.value, failures=failures, blocked_until=blocked_until)
 
+    async def reserve_device(
+        self, *, user_id: uuid.UUID, device_id: uuid.UUID
+    ) -> Reservation | None:
+        """Count one failure of a trusted device; None once its budget is spent (untrusted)."""
+        scope = device_scope(device_id)
+        failures = await self.repository.reserve_budget(
+            user_id=user_id, scope=scope, budget=self.device_budget
+        )
+        if failures is None:
+            return None
+        return Reservation(scope=scope, failures=failures, blocked_until=None)
+
     async def clear(self, *, user_id: uuid.UUID, reservation: Reservation) -> None:
         """The check succeeded: forget the failures counted in the reservation's scope."""
         await self.repository.clear_attempts(user_id=user_id, scope=reservation.scope)
+
+    async def forget_device(self, *, user_id: uuid.UUID, device_id: uuid.UUID) -> None:
+        """The account logged in from this device: its spent budget starts over."""
+        await self.repository.clear_attempts(user_id=user_id, scope=device_scope(device_id))

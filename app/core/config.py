@@ -143,6 +143,12 @@ class AuthSettings(BaseModel):
     """First delay window; it doubles with each further failure."""
     login_delay_max_s: int = Field(default=900, ge=1)
     """Longest delay window: the slow-down never becomes a permanent lock."""
+    device_cookie_name: str = "roombook_device"
+    """Name of the signed cookie that marks a browser as one the account logged in from."""
+    device_cookie_lifetime_s: int = Field(default=15_552_000, ge=86_400)
+    """How long a device cookie is trusted after the login that issued it (180 days)."""
+    device_failure_budget: int = Field(default=5, ge=1)
+    """Wrong passwords a trusted device may send before its cookie is treated as unknown."""
     bootstrap_admin_email: str | None = None
     """When set, an admin with this email is created at startup if no admin exists yet."""
     bootstrap_admin_password: SecretStr | None = None
