@@ -5,7 +5,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
-import structlog
 from fastapi import Depends, Request, Response
 from fastapi.security import OAuth2PasswordBearer
 
@@ -25,12 +24,12 @@ from app.core.context import bind_actor, current_context
 from app.core.db import SessionDep
 from app.core.errors import AppError, Forbidden, Unauthorized
 from app.core.security import InvalidToken, TokenCodec
+from app.core.security_events import SecurityReason, security_event
 from app.users.schemas import Role
 from app.users.service import build_user_service
 
 LOGIN_PATH = "/api/v1/auth/login"
 
-log = structlog.get_logger("roombook.auth")
 
 bearer_scheme = OAuth2PasswordBearer(
     tokenUrl=LOGIN_PATH,
@@ -128,11 +127,13 @@ async def get_current_user(
         claims = codec.decode(token)
         user_id, session_id = _claim_ids(claims)
     except InvalidToken as exc:
-        log.info("access token rejected", reason=str(exc))
+        security_event(SecurityReason.TOKEN_REJECTED, problem=str(exc))
         raise NotAuthenticated("The access token is invalid or expired.") from exc
     row = await sessions.caller(user_id=user_id, session_id=session_id)
     if row is None:
-        log.info("access token of an ended session or inactive user", session_id=str(session_id))
+        security_event(
+            SecurityReason.TOKEN_REJECTED, problem="session_over", session_id=str(session_id)
+        )
         raise NotAuthenticated("The session has ended; log in again.")
     principal = Principal(id=row.id, role=Role(row.role), session_id=session_id)
     bind_actor(actor_id=principal.id, actor_role=principal.role.value)
@@ -151,6 +152,7 @@ class RoleGuard:
     async def __call__(self, principal: CurrentUser) -> Principal:
         """Return the caller, or raise 403 for any other role."""
         if principal.role not in self.roles:
+            security_event(SecurityReason.ROLE_FORBIDDEN, role=principal.role.value)
             raise RoleForbidden("Your role may not do this.")
         return principal
 
@@ -208,6 +210,7 @@ async def check_origin(request: Request) -> None:
     settings: Settings = request.app.state.settings
     own = f"{request.url.scheme}://{request.url.netloc}"
     if origin != own and origin not in settings.http.cors_origins:
+        security_event(SecurityReason.CROSS_SITE_REFUSED, origin=origin[:100])
         raise CrossSiteRequest(f"Requests from {origin[:100]} are not allowed.")
 
 

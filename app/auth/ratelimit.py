@@ -12,6 +12,7 @@ from limits.errors import StorageError
 
 from app.core.config import RateLimitSettings
 from app.core.errors import RateLimited
+from app.core.security_events import SecurityReason, security_event
 
 log = structlog.get_logger("roombook.ratelimit")
 
@@ -99,6 +100,7 @@ class RateLimiter:
             reset_s=max(math.ceil(stats.reset_time - time.time()), 1),
         )
         if not allowed:
+            security_event(SecurityReason.RATE_LIMITED, policy=policy.name)
             raise RateLimitExceeded(
                 f"Too many requests; retry in {budget.reset_s} seconds.",
                 headers={"Retry-After": str(budget.reset_s), **budget.headers()},

@@ -9,7 +9,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import NoReturn
 
-import structlog
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,12 +24,11 @@ from app.core.context import bind_actor, current_context
 from app.core.db import commit_early
 from app.core.errors import Forbidden, NotFound, RateLimited, Unauthorized
 from app.core.security import TokenCodec
+from app.core.security_events import SecurityReason, security_event
 from app.users.schemas import Role, UserCreate, UserRead, normalise_email
 from app.users.service import Credentials, CurrentPasswordInvalid, UserService
 
 REFRESH_TOKEN_BYTES = 32
-
-log = structlog.get_logger("roombook.auth")
 
 
 def utc_now() -> datetime:
@@ -257,6 +255,9 @@ class PasswordCheckService:
         # Counted in a short transaction of its own before the slow verify, as in login.
         await commit_early(self.session)
         if isinstance(reservation, Refused):
+            security_event(
+                SecurityReason.CURRENT_PASSWORD_THROTTLED, user_id=str(user_id), purpose=purpose
+            )
             wait_s = (reservation.until - self.clock()).total_seconds() if reservation.until else 1
             raise CurrentPasswordThrottled(
                 "Too many wrong current passwords; try again later.",
@@ -275,6 +276,12 @@ class PasswordCheckService:
             )
             # The 403 rolls the request back; the count and its entry must outlive it.
             await commit_early(self.session)
+            security_event(
+                SecurityReason.WRONG_CURRENT_PASSWORD,
+                user_id=str(user_id),
+                purpose=purpose,
+                failures=reservation.failures,
+            )
             raise CurrentPasswordInvalid("The current password is wrong.")
         return reservation
 
@@ -331,30 +338,25 @@ class AuthService:
         """
         account = await self.users.credentials_for(email=normalise_email(email))
         if account is None:
-            await self.audit.record(
-                action=AuditAction.AUTH_LOGIN_FAILED,
-                entity_type=AuditEntity.USER,
-                entity_id=None,
-                after={"reason": "unknown_account"},
-            )
+            # Nothing changes, so nothing is audited: guessed emails must not flood the chain.
             await commit_early(self.session)
             await self.passwords.verify_against_nothing(password=password)
+            security_event(SecurityReason.LOGIN_FAILED, problem="unknown_account")
             raise InvalidCredentials
         device_id = self._trusted_device(device_cookie, user_id=account.id)
         reservation = await self._reserve_login(user_id=account.id, device_id=device_id)
-        if isinstance(reservation, Refused):
-            await self.audit.record(
-                action=AuditAction.AUTH_LOGIN_THROTTLED,
-                entity_type=AuditEntity.USER,
-                entity_id=account.id,
-                after={"blocked_until": _iso(reservation.until)},
-            )
         # The failure is counted before the slow verify, in its own short transaction:
         # the throttle row and the connection are free again while argon2 runs, and a
         # parallel guess already sees this one counted.
         await commit_early(self.session)
         if isinstance(reservation, Refused):
             await self.passwords.verify_against_nothing(password=password)
+            # A refused guess changes nothing: logged for alerting, never audited.
+            security_event(
+                SecurityReason.LOGIN_THROTTLED,
+                user_id=str(account.id),
+                blocked_until=_iso(reservation.until),
+            )
             raise InvalidCredentials
         valid = await self.passwords.verify(password_hash=account.password_hash, password=password)
         if not valid or not account.is_active:
@@ -378,7 +380,7 @@ class AuthService:
             return None
         device_id = self.devices.read(cookie, user_id=user_id)
         if device_id is None:
-            log.info("device cookie rejected", user_id=str(user_id))
+            security_event(SecurityReason.DEVICE_COOKIE_REJECTED, user_id=str(user_id))
         return device_id
 
     async def _reserve_login(
@@ -402,17 +404,17 @@ class AuthService:
         token_hash = hash_refresh_token(token)
         found = await self.repository.find_token(token_hash=token_hash)
         if found is None:
-            raise InvalidRefreshToken
+            raise _refresh_rejected("unknown")
         # The session row lock serialises refreshes of one family: the second of two
         # parallel calls sees the token the first one rotated, so only one branch survives.
         auth_session = await self.repository.lock_session(session_id=found.session_id)
         current = await self.repository.find_token(token_hash=token_hash)
         if auth_session is None or current is None or auth_session.revoked_at is not None:
-            raise InvalidRefreshToken
+            raise _refresh_rejected("revoked")
         row = await self.sessions.caller(user_id=auth_session.user_id, session_id=auth_session.id)
         now = self.clock()
         if row is None:
-            raise InvalidRefreshToken
+            raise _refresh_rejected("session_over")
         role = Role(row.role)
         if current.rotated_at is not None:
             return await self._reused(auth_session=auth_session, token=current, role=role, now=now)
@@ -524,6 +526,12 @@ class AuthService:
         )
         # The 401 rolls the request's unit of work back; the entry must outlive it.
         await commit_early(self.session)
+        security_event(
+            SecurityReason.LOGIN_FAILED,
+            user_id=str(account.id),
+            problem="wrong_password" if wrong_password else "inactive",
+            failures=reservation.failures,
+        )
         raise InvalidCredentials
 
     async def _reused(
@@ -532,7 +540,7 @@ class AuthService:
         grace = timedelta(seconds=self.settings.refresh_reuse_grace_s)
         just_replaced = token.generation == auth_session.generation - 1
         if just_replaced and token.rotated_at is not None and now - token.rotated_at <= grace:
-            log.info("refresh token reused within grace window", session_id=str(auth_session.id))
+            security_event(SecurityReason.REFRESH_GRACE_REPLAY, session_id=str(auth_session.id))
             return self._tokens(
                 user_id=auth_session.user_id,
                 role=role,
@@ -551,9 +559,9 @@ class AuthService:
             entity_id=auth_session.id,
             after={"generation": token.generation},
         )
-        log.warning("refresh token reused; session revoked", session_id=str(auth_session.id))
         # As with failed logins: the revocation must outlive the 401 that follows.
         await commit_early(self.session)
+        security_event(SecurityReason.REFRESH_REUSED, session_id=str(auth_session.id))
         raise InvalidRefreshToken
 
     def _tokens(
@@ -619,3 +627,8 @@ def build_auth_service(
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
+
+
+def _refresh_rejected(problem: str) -> InvalidRefreshToken:
+    security_event(SecurityReason.REFRESH_REJECTED, problem=problem)
+    return InvalidRefreshToken()

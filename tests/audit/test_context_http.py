@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import HttpSettings
 from app.factory import create_app
-from tests.conftest import make_settings
+from tests.conftest import CreateUser, make_settings
 
 EVENTS = "/api/v1/audit/events"
 # The test client's peer is 127.0.0.1; the proxied app trusts it and a private proxy tier.
@@ -90,11 +90,15 @@ async def test_a_forwarded_header_from_an_untrusted_peer_is_ignored(
 
 
 async def test_an_anonymous_request_is_recorded_without_an_actor(
-    client: AsyncClient, proxied_client: AsyncClient, admin_headers: dict[str, str]
+    client: AsyncClient,
+    proxied_client: AsyncClient,
+    admin_headers: dict[str, str],
+    create_user: CreateUser,
 ) -> None:
+    await create_user(email="someone-ctx@example.com")
     response = await proxied_client.post(
         "/api/v1/auth/login",
-        data={"username": "nobody-ctx@example.com", "password": "not the password at all"},
+        data={"username": "someone-ctx@example.com", "password": "not the password at all"},
         headers={
             "X-Forwarded-For": "203.0.113.5",
             "X-Request-ID": "ctx-anon-1",
@@ -107,5 +111,5 @@ async def test_an_anonymous_request_is_recorded_without_an_actor(
     (event,) = [e for e in events.json()["items"] if e["request_id"] == "ctx-anon-1"]
     assert (event["actor_id"], event["actor_role"]) == (None, "anonymous")
     assert (event["client_ip"], event["user_agent"]) == ("203.0.113.5", "ctx-tests/3")
-    assert event["changes"] == {"after": {"reason": "unknown_account"}}
+    assert event["changes"]["after"]["reason"] == "wrong_password"
     assert "not the password at all" not in events.text
