@@ -16,6 +16,8 @@ from httpx import AsyncClient
 from tests.auth.conftest import ME, bearer, login
 from tests.conftest import TEST_SECRET, AuthHeaders, CreateUser
 
+USERS = "/api/v1/users"
+
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
@@ -62,7 +64,7 @@ async def _session_of(headers: dict[str, str], app: FastAPI) -> tuple[uuid.UUID,
 async def live_ids(
     app: FastAPI, create_user: CreateUser, auth_headers: AuthHeaders
 ) -> tuple[uuid.UUID, uuid.UUID]:
-    """The user and session ids of a live admin session, to forge tokens around."""
+    """The user and session ids of a live member session, to forge tokens around."""
     headers = await auth_headers(await create_user())
     return await _session_of(headers, app)
 
@@ -81,8 +83,20 @@ async def test_a_correctly_signed_token_of_a_live_session_is_accepted(
     response = await client.get(ME, headers=bearer(_hs256(_claims(*live_ids))))
     assert response.status_code == 200
     assert response.json()["id"] == str(live_ids[0])
-    # The role comes from the database, not from the token's claim.
-    assert response.json()["role"] == "member"
+
+
+async def test_the_role_comes_from_the_database_not_the_claim(
+    app: FastAPI, client: AsyncClient, live_ids: tuple[uuid.UUID, uuid.UUID]
+) -> None:
+    token = _hs256(_claims(*live_ids, role="admin"))
+    assert app.state.token_codec.decode(token)["role"] == "admin"
+
+    response = await client.get(USERS, headers=bearer(token))
+
+    # The member's correctly signed token says admin; the guard reads the role from the
+    # database and refuses the admin-only route.
+    assert response.status_code == 403, response.text
+    assert response.json()["code"] == "role-forbidden"
 
 
 async def test_alg_none_is_rejected(
