@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
+from app.cli import server_options
 from app.core.config import get_settings
 
 POOL_SIZE = 64
@@ -50,22 +51,14 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await app.state.pool.close()
 
 
-app = Starlette(routes=[Route("/", select_one)], lifespan=lifespan)
+def create_app() -> Starlette:
+    """The ceiling app (a factory, as uvicorn is told by the shared serve options)."""
+    return Starlette(routes=[Route("/", select_one)], lifespan=lifespan)
 
 
 def main() -> None:
-    """Serve the ceiling app the way `python -m app.cli serve` serves Roombook."""
-    settings = get_settings()
-    uvicorn.run(
-        "benchmarks.ceiling:app",
-        host=settings.server.host,
-        port=settings.server.port,
-        workers=settings.server.workers,
-        proxy_headers=True,
-        forwarded_allow_ips=",".join(settings.http.trusted_proxies) or "127.0.0.1",
-        access_log=False,
-        log_config=None,
-    )
+    """Serve the ceiling app with the uvicorn options of `python -m app.cli serve`."""
+    uvicorn.run("benchmarks.ceiling:create_app", **server_options(get_settings(), reload=False))
 
 
 if __name__ == "__main__":

@@ -334,6 +334,7 @@ def bench_api(bench: Bench, report: Report, *, env: dict[str, str], accounts: Ac
         by_name = {}
         for scenario in scenarios(accounts, base_url=server.base_url, deep_cursor=deep):
             by_name[scenario.name] = scenario
+            wait_idle(server.pid)
             if scenario.name == LOGIN:
                 rss["before the first login"] = rss_mb(server.pid)
             probe(client, scenario)

@@ -18,6 +18,8 @@ class WrkRun:
     p99_ms: float
     non_2xx: int
     socket_errors: int
+    statuses: dict[int, int]
+    """Answers by HTTP status."""
 
     @property
     def rps(self) -> float:
@@ -29,6 +31,13 @@ class WrkRun:
     def errors(self) -> int:
         """Non-2xx answers plus connect, read, write and timeout errors."""
         return self.non_2xx + self.socket_errors
+
+    def error_breakdown(self) -> str:
+        """The errors by kind, e.g. `503: 12, socket: 3` (empty without errors)."""
+        kinds = [f"{code}: {n}" for code, n in sorted(self.statuses.items()) if code >= 400]
+        if self.socket_errors:
+            kinds.append(f"socket: {self.socket_errors}")
+        return ", ".join(kinds)
 
 
 def parse_wrk_report(output: str) -> WrkRun:
@@ -44,6 +53,7 @@ def parse_wrk_report(output: str) -> WrkRun:
                 p99_ms=data["p99_us"] / 1e3,
                 non_2xx=int(errors["status"]),
                 socket_errors=sum(int(errors[k]) for k in ("connect", "read", "write", "timeout")),
+                statuses={int(code): int(n) for code, n in data["statuses"].items()},
             )
     raise ValueError("wrk printed no WRK_REPORT line (was the script's done() replaced?)")
 
@@ -91,7 +101,7 @@ class Row:
             "p50_ms": round(self.run.p50_ms, 2),
             "p99_ms": round(self.run.p99_ms, 2),
             "errors": self.run.errors,
-            "non_2xx": self.run.non_2xx,
+            "statuses": {str(code): n for code, n in sorted(self.run.statuses.items())},
             "socket_errors": self.run.socket_errors,
             "cpu_us_per_request": round(self.cpu_us),
             "ratio_to_ceiling": None if self.ratio is None else round(self.ratio, 3),
@@ -108,7 +118,9 @@ TABLE_HEADER = (
 def table_line(row: Row) -> str:
     """Format a row of the Markdown table."""
     ratio = "-" if row.ratio is None else f"{row.ratio:.3f}"
+    breakdown = row.run.error_breakdown()
+    errors = f"{row.run.errors} ({breakdown})" if breakdown else "0"
     return (
         f"| {row.scenario} | {row.connections} | {row.run.rps:,.0f} | {row.run.p50_ms:.1f} "
-        f"| {row.run.p99_ms:.1f} | {row.run.errors} | {row.cpu_us:,.0f} | {ratio} |"
+        f"| {row.run.p99_ms:.1f} | {errors} | {row.cpu_us:,.0f} | {ratio} |"
     )

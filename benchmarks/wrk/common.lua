@@ -27,15 +27,42 @@ function request()
   return prepared[(n % #prepared) + 1]
 end
 
+-- Answers counted by status in each thread's state; done() collects them from the threads.
+bench_statuses = {}
+local threads = {}
+
+function setup(thread)
+  threads[#threads + 1] = thread
+end
+
+function response(status, headers, body)
+  bench_statuses[status] = (bench_statuses[status] or 0) + 1
+end
+
+local function statuses_json()
+  local totals = {}
+  for _, thread in ipairs(threads) do
+    for status, count in pairs(thread:get("bench_statuses")) do
+      totals[status] = (totals[status] or 0) + count
+    end
+  end
+  local parts = {}
+  for status, count in pairs(totals) do
+    parts[#parts + 1] = string.format('"%d":%d', status, count)
+  end
+  return "{" .. table.concat(parts, ",") .. "}"
+end
+
 -- One JSON line for the harness (benchmarks/measure.py parses it).
 function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
     'WRK_REPORT {"requests":%d,"duration_us":%d,"bytes":%d,"p50_us":%d,"p99_us":%d,'
-      .. '"max_us":%d,"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d}}\n',
+      .. '"max_us":%d,"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},'
+      .. '"statuses":%s}\n',
     summary.requests, summary.duration, summary.bytes,
     latency:percentile(50), latency:percentile(99), latency.max,
-    e.connect, e.read, e.write, e.status, e.timeout))
+    e.connect, e.read, e.write, e.status, e.timeout, statuses_json()))
 end
 
 return M

@@ -30,7 +30,7 @@ Requests/sec:    651.01
 Transfer/sec:    195.29KB
 WRK_REPORT {"requests":6523,"duration_us":10020000,"bytes":2002345,"p50_us":95120,\
 "p99_us":187004,"max_us":301550,"errors":{"connect":0,"read":2,"write":0,"status":3,\
-"timeout":1}}
+"timeout":1},"statuses":{"200":6517,"503":2,"404":1,"304":3}}
 """
 
 # A real /proc/<pid>/stat line whose command name holds a space and a parenthesis.
@@ -48,6 +48,8 @@ def test_wrk_report_line_gives_rate_latency_and_errors() -> None:
     assert run.p50_ms == pytest.approx(95.12)
     assert run.p99_ms == pytest.approx(187.004)
     assert (run.non_2xx, run.socket_errors, run.errors) == (3, 3, 6)
+    assert run.statuses == {200: 6517, 304: 3, 404: 1, 503: 2}
+    assert run.error_breakdown() == "404: 1, 503: 2, socket: 3"
 
 
 def test_wrk_output_without_report_line_is_an_error() -> None:
@@ -74,14 +76,25 @@ def test_cpu_per_request_converts_ticks_to_microseconds() -> None:
 
 def test_table_line_and_json_carry_the_same_figures() -> None:
     run = WrkRun(
-        requests=5000, duration_s=10.0, p50_ms=12.345, p99_ms=40.0, non_2xx=1, socket_errors=2
+        requests=5000,
+        duration_s=10.0,
+        p50_ms=12.345,
+        p99_ms=40.0,
+        non_2xx=1,
+        socket_errors=2,
+        statuses={200: 4999, 503: 1},
     )
     row = Row("GET /users/me", 64, run, 1712.4, 0.0512)
+    quiet = WrkRun(5000, 10.0, 1.0, 2.0, non_2xx=0, socket_errors=0, statuses={200: 5000})
 
-    assert table_line(row) == "| GET /users/me | 64 | 500 | 12.3 | 40.0 | 3 | 1,712 | 0.051 |"
+    assert table_line(row) == (
+        "| GET /users/me | 64 | 500 | 12.3 | 40.0 | 3 (503: 1, socket: 2) | 1,712 | 0.051 |"
+    )
+    assert table_line(Row("ceiling", 8, quiet, 90.0, None)).endswith("| 0 | 90 | - |")
     assert row.as_dict()["rps"] == 499.9
     assert row.as_dict()["ratio_to_ceiling"] == 0.051
-    assert Row("ceiling", 8, run, 90.0, None).as_dict()["ratio_to_ceiling"] is None
+    assert row.as_dict()["statuses"] == {"200": 4999, "503": 1}
+    assert Row("ceiling", 8, quiet, 90.0, None).as_dict()["ratio_to_ceiling"] is None
 
 
 def test_seeded_audit_rows_form_a_valid_hash_chain() -> None:
