@@ -339,6 +339,7 @@ class AuthService:
         account = await self.users.credentials_for(email=normalise_email(email))
         if account is None:
             # Nothing changes, so nothing is audited: guessed emails must not flood the chain.
+            # Ending the read transaction gives the connection back before the slow verify.
             await commit_early(self.session)
             await self.passwords.verify_against_nothing(password=password)
             security_event(SecurityReason.LOGIN_FAILED, problem="unknown_account")
