@@ -16,7 +16,7 @@ AUDIT_BENCH_ARGS ?=
 
 .PHONY: help install run serve test $(addprefix test-,$(DOMAINS)) check fmt migrate \
 	makemigration downgrade db-start db-stop openapi docker-build up down clean create-admin \
-	audit-verify bench bench-audit bench-http
+	audit-verify audit-anchor bench bench-audit bench-http
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_%-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -69,8 +69,11 @@ db-stop: install ## Stop the embedded PostgreSQL
 openapi: install ## Write openapi.json
 	$(RUN) python -m app.cli openapi -o openapi.json
 
-audit-verify: install ## Walk the audit hash chain; print ok or the first broken entry
-	$(RUN) python -m app.cli audit-verify
+audit-verify: install ## Walk the audit hash chain; print ok or the first broken entry [ANCHOR=SEQ:HASH]
+	$(RUN) python -m app.cli audit-verify $(foreach a,$(ANCHOR),--anchor $(a))
+
+audit-anchor: install ## Verify the audit chain and print its head as SEQ:HASH to publish elsewhere
+	$(RUN) python -m app.cli audit-anchor
 
 bench: bench-audit bench-http ## Both benchmarks: audit write cost, then HTTP against the ceiling
 

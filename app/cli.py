@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from alembic import command
@@ -19,6 +19,9 @@ from app import devdb
 from app.core.config import Settings, get_settings
 from app.core.logging import configure_logging
 from app.server import PROTOCOL
+
+if TYPE_CHECKING:
+    from app.audit.chain import ChainAnchor
 
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
 APP_FACTORY = "app.factory:create_app"
@@ -118,18 +121,48 @@ def cmd_db_stop(args: argparse.Namespace) -> None:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> None:
-    """Walk the audit hash chain; print `ok` or the first broken entry (exit 1 on a break)."""
+    """Walk the audit hash chain; print `ok` or the first broken entry (exit 1 on a break).
+
+    Each `--anchor SEQ:HASH` (a head printed by `audit-anchor` and kept elsewhere) must
+    still be in the chain with that hash.
+    """
     from app.audit.commands import ChainUnavailable, describe, verify_chain
 
     url = provide_database()
     try:
-        report = asyncio.run(verify_chain(get_settings(), url=url))
+        report = asyncio.run(verify_chain(get_settings(), url=url, anchors=args.anchor))
     except ChainUnavailable as exc:
         sys.stderr.write(f"{exc}\n")
         raise SystemExit(2) from exc
     sys.stdout.write(describe(report) + "\n")
     if not report.ok:
         raise SystemExit(1)
+
+
+def cmd_audit_anchor(args: argparse.Namespace) -> None:
+    """Verify the audit chain and print its head as `SEQ:HASH`, to publish elsewhere."""
+    from app.audit.commands import ChainUnavailable, anchor_chain, describe
+
+    url = provide_database()
+    try:
+        report, anchor = asyncio.run(anchor_chain(get_settings(), url=url))
+    except ChainUnavailable as exc:
+        sys.stderr.write(f"{exc}\n")
+        raise SystemExit(2) from exc
+    if not report.ok:
+        # An anchor of a chain that does not verify would vouch for the tampering.
+        sys.stderr.write(f"no anchor: {describe(report)}\n")
+        raise SystemExit(1)
+    sys.stdout.write(f"{anchor}\n")
+
+
+def _anchor(text: str) -> "ChainAnchor":
+    from app.audit.chain import ChainAnchor
+
+    try:
+        return ChainAnchor.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def read_admin_password() -> str:
@@ -179,6 +212,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
     "db-stop": cmd_db_stop,
     "openapi": cmd_openapi,
     "audit-verify": cmd_audit_verify,
+    "audit-anchor": cmd_audit_anchor,
     "create-admin": cmd_create_admin,
 }
 
@@ -194,7 +228,11 @@ def build_parser() -> argparse.ArgumentParser:
     create_admin = sub.add_parser("create-admin")
     create_admin.add_argument("email")
     create_admin.add_argument("--name", default="Administrator")
-    for name in ("run", "serve", "db-start", "db-stop", "audit-verify"):
+    audit_verify = sub.add_parser("audit-verify")
+    audit_verify.add_argument(
+        "--anchor", type=_anchor, action="append", default=[], metavar="SEQ:HASH"
+    )
+    for name in ("run", "serve", "db-start", "db-stop", "audit-anchor"):
         sub.add_parser(name)
     return parser
 

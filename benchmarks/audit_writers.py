@@ -30,15 +30,17 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.audit.actions import AuditAction, AuditEntity
+from app.audit.chain import ChainKeys
 from app.audit.repository import AuditRepository
 from app.audit.schemas import AuditFilter
 from app.audit.service import AuditService
-from app.core.config import DatabaseSettings
+from app.core.config import AuditSettings, DatabaseSettings
 from app.core.db import create_engine, create_session_factory
 from app.core.pagination import CursorCodec, PageRequest
 from tests.audit.synthetic import insert_synthetic
 from tests.database import create_test_database, drop_test_database, migrate
 
+KEYS = ChainKeys.from_settings(AuditSettings())
 Change = Callable[[AsyncSession, int, int], Awaitable[None]]
 
 CREATE_TABLE = text(
@@ -69,7 +71,7 @@ async def audited_change(session: AsyncSession, writer: int, n: int) -> None:
     await session.execute(
         INSERT_CHANGE, {"id": row_id, "writer": writer, "n": n, "payload": '{"state": 1}'}
     )
-    await AuditService(session).record(
+    await AuditService(session, keys=KEYS).record(
         action=AuditAction.BOOKING_CREATED,
         entity_type=AuditEntity.BOOKING,
         entity_id=row_id,
@@ -117,7 +119,7 @@ async def bench_writers(engine: AsyncEngine, args: argparse.Namespace) -> None:
             rates[name].append(rate)
     async with factory() as session:
         started = time.perf_counter()
-        report = await AuditService(session).verify()
+        report = await AuditService(session, keys=KEYS).verify()
         verify_s = time.perf_counter() - started
         rows = await session.scalar(text("SELECT count(*) FROM bench_changes"))
     plain, audited, slowed = (statistics.median(rates[k]) for k in ("plain", "audited", "slow"))

@@ -26,8 +26,9 @@ import asyncpg
 
 from app import devdb
 from app.audit.actions import AuditAction
-from app.audit.chain import HASHED_FIELDS, ChainEntry, entry_hash
+from app.audit.chain import HASHED_FIELDS, ChainEntry, ChainKeys, entry_hash
 from app.audit.models import GENESIS_HASH
+from app.core.config import get_settings
 from app.core.db import async_url
 from tests.database import migrate
 
@@ -135,8 +136,10 @@ async def seed_sessions(connection: asyncpg.Connection, plan: SeedPlan) -> None:
     )
 
 
-def audit_entries(*, count: int, users: int, end: datetime) -> Iterator[tuple[Any, ...]]:
-    """Rows of a valid hash chain of `count` entries ending just before `end`."""
+def audit_entries(
+    *, count: int, users: int, end: datetime, keys: ChainKeys
+) -> Iterator[tuple[Any, ...]]:
+    """Rows of a valid hash chain of `count` entries ending before `end`, signed with `keys`."""
     prev_hash = GENESIS_HASH
     start = end - AUDIT_STEP * count
     for seq in range(1, count + 1):
@@ -156,9 +159,10 @@ def audit_entries(*, count: int, users: int, end: datetime) -> Iterator[tuple[An
             entity_id=str(actor) if entity_type == "user" else str(uuid.uuid4()),
             changes={"after": {"n": seq}},
             prev_hash=prev_hash,
+            key_id=keys.current_id,
         )
         content = [getattr(entry, name) for name in HASHED_FIELDS]
-        prev_hash = entry_hash(entry)
+        prev_hash = entry_hash(entry, keys=keys)
         # asyncpg's COPY takes jsonb as text.
         yield (*(json.dumps(v) if isinstance(v, dict) else v for v in content), prev_hash)
 
@@ -167,7 +171,12 @@ async def seed_audit(connection: asyncpg.Connection, plan: SeedPlan) -> None:
     """Append the chain in chunks, then move its head to the last entry once."""
     last: tuple[Any, ...] | None = None
     chunk: list[tuple[Any, ...]] = []
-    for row in audit_entries(count=plan.audit_events, users=plan.users, end=datetime.now(UTC)):
+    # Signed with the key of this process's settings, which the served API verifies with.
+    keys = ChainKeys.from_settings(get_settings().audit)
+    rows = audit_entries(
+        count=plan.audit_events, users=plan.users, end=datetime.now(UTC), keys=keys
+    )
+    for row in rows:
         chunk.append(row)
         if len(chunk) == AUDIT_CHUNK:
             await connection.copy_records_to_table(

@@ -15,7 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.audit.service import build_audit_service
 from app.auth.passwords import normalise_password
 from app.auth.service import build_session_service
-from app.core.config import DatabaseSettings, RateLimitSettings, SecuritySettings, Settings
+from app.core.config import (
+    AuditSettings,
+    DatabaseSettings,
+    RateLimitSettings,
+    SecuritySettings,
+    Settings,
+)
 from app.factory import create_app
 from app.users.models import User
 from app.users.repository import UserRepository
@@ -24,6 +30,7 @@ from tests.database import create_test_database, drop_test_database, migrate
 from tests.factories import UserFactory, unique_email
 
 TEST_SECRET = "roombook-test-signing-secret-of-at-least-32-bytes"
+TEST_CHAIN_KEY = "roombook-test-audit-chain-key-of-at-least-32-bytes"
 DEFAULT_PASSWORD = "a perfectly long test passphrase 4 roombook"
 """Password of users made by `create_user` unless told otherwise; passes the policy."""
 GENEROUS_LIMIT = "100000/minute"
@@ -46,6 +53,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "security": SecuritySettings(
             jwt_secret=SecretStr(TEST_SECRET), argon2_time_cost=1, argon2_memory_kib=64
         ),
+        "audit": AuditSettings(chain_key=SecretStr(TEST_CHAIN_KEY)),
         # The whole suite comes from one client IP; rate-limit tests set tight budgets.
         "rate_limit": RateLimitSettings(
             auth_per_ip=GENEROUS_LIMIT, credentials_per_ip=GENEROUS_LIMIT
@@ -187,7 +195,9 @@ def auth_headers(app: FastAPI, db_session: AsyncSession) -> AuthHeaders:
         user = await db_session.get(User, user_id, populate_existing=True)
         assert user is not None
         sessions = build_session_service(
-            db_session, audit=build_audit_service(db_session), settings=app.state.settings
+            db_session,
+            audit=build_audit_service(db_session, settings=app.state.settings),
+            settings=app.state.settings,
         )
         auth_session, _ = await sessions.start(user_id=user_id)
         token = app.state.token_codec.encode_access(

@@ -64,7 +64,9 @@ class AuditEvent(UUIDPrimaryKey, Base):
     prev_hash: Mapped[str] = mapped_column(String(64))
     """`hash` of the entry with `seq - 1` (64 zeros for the first)."""
     hash: Mapped[str] = mapped_column(String(64))
-    """SHA-256 (hex) of this entry's canonical serialisation, which includes `prev_hash`."""
+    """HMAC-SHA256 (hex) under `key_id` of the canonical serialisation, which has `prev_hash`."""
+    key_id: Mapped[str | None] = mapped_column(String(32))
+    """Id of the chain key that signed the entry; null for an unkeyed entry from before keys."""
 
 
 class AuditChainHead(Base):

@@ -31,7 +31,7 @@ APPEND = text("""
 WITH appended AS (
     INSERT INTO audit_events (
         id, seq, occurred_at, action, actor_id, actor_role, request_id, client_ip,
-        user_agent, entity_type, entity_id, changes, prev_hash, hash
+        user_agent, entity_type, entity_id, changes, prev_hash, hash, key_id
     )
     SELECT * FROM unnest(
         CAST(:id AS uuid[]), CAST(:seq AS bigint[]), CAST(:occurred_at AS timestamptz[]),
@@ -39,7 +39,7 @@ WITH appended AS (
         CAST(:request_id AS text[]), CAST(:client_ip AS text[]), CAST(:user_agent AS text[]),
         CAST(:entity_type AS text[]), CAST(:entity_id AS text[]),
         CAST(CAST(:changes AS text[]) AS jsonb[]), CAST(:prev_hash AS text[]),
-        CAST(:hash AS text[])
+        CAST(:hash AS text[]), CAST(:key_id AS text[])
     )
 )
 UPDATE audit_chain_head SET last_seq = :head_seq, last_hash = :head_hash WHERE id = 1

@@ -14,6 +14,7 @@ from app.audit.dependencies import AuditServiceDep
 from app.audit.schemas import AuditEventRead, AuditFilter, ChainReport
 from app.audit.service import build_audit_service
 from app.auth.dependencies import AdminUser
+from app.core.config import Settings
 from app.core.errors import ValidationFailed
 from app.core.openapi import problem_responses
 from app.core.pagination import Page, PageRequestDep
@@ -99,17 +100,20 @@ async def export_events(
 ) -> StreamingResponse:
     """Stream every matching event, one JSON document per line, in constant memory."""
     factory: async_sessionmaker[AsyncSession] = request.app.state.session_factory
-    return StreamingResponse(_ndjson(factory, filters), media_type=NDJSON)
+    return StreamingResponse(
+        _ndjson(factory, filters, settings=request.app.state.settings), media_type=NDJSON
+    )
 
 
 async def _ndjson(
-    factory: async_sessionmaker[AsyncSession], filters: AuditFilter
+    factory: async_sessionmaker[AsyncSession], filters: AuditFilter, *, settings: Settings
 ) -> AsyncIterator[bytes]:
     # The body streams after the handler returned, when the request's session has already
     # committed and closed; the server-side cursor needs a session and transaction that live
     # exactly as long as the stream, so the generator opens its own.
     async with factory() as session:
-        async for batch in build_audit_service(session).stream_events(filters=filters):
+        audit = build_audit_service(session, settings=settings)
+        async for batch in audit.stream_events(filters=filters):
             # One body chunk per batch of rows: few ASGI messages, bounded size.
             # Rows are serialised as they come from the table, skipping per-row model
             # validation; a test holds each line equal to the event's JSON elsewhere in the API.

@@ -2,6 +2,7 @@
 
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,11 +12,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from app.audit.actions import AuditAction, AuditEntity
-from app.audit.chain import HASHED_FIELDS, ChainEntry, PendingEntry, entry_hash
+from app.audit.chain import (
+    HASHED_FIELDS,
+    ChainAnchor,
+    ChainEntry,
+    ChainKeys,
+    PendingEntry,
+    UnknownChainKey,
+    entry_hash,
+)
 from app.audit.changes import diff
 from app.audit.models import GENESIS_HASH, AuditEvent
 from app.audit.repository import AuditRepository, ChainWriter
 from app.audit.schemas import AuditFilter, BrokenEntry, ChainReport
+from app.core.config import Settings
 from app.core.context import current_context
 from app.core.errors import NotFound
 from app.core.pagination import PageRequest, SortValue
@@ -48,29 +58,41 @@ def _as_entry(row: Row[Any]) -> ChainEntry:
     return ChainEntry(**{name: getattr(row, name) for name in HASHED_FIELDS})
 
 
-def append_to_chain(session: Session, entries: Sequence[PendingEntry]) -> None:
-    """Append a unit of work's recorded entries to the chain, just before its COMMIT.
+@dataclass(frozen=True, slots=True)
+class ChainAppender:
+    """Appends a unit of work's recorded entries to the chain, signed with the current key."""
 
-    Locks the chain head (two round trips to COMMIT from here: this lock and the
-    insert), so seq order is commit order and every entry links to the one committed
-    before it, while nothing the transaction did earlier runs under the lock.
-    """
-    writer = ChainWriter(session)
-    last_seq, last_hash = writer.lock_head()
-    rows = []
-    for pending in entries:
-        entry = pending.link(seq=last_seq + 1, prev_hash=last_hash)
-        last_seq, last_hash = entry.seq, entry_hash(entry)
-        rows.append({**{name: getattr(entry, name) for name in HASHED_FIELDS}, "hash": last_hash})
-    writer.append(rows=rows)
+    keys: ChainKeys
+
+    def __call__(self, session: Session, entries: Sequence[PendingEntry]) -> None:
+        """Append the entries, just before the unit of work's COMMIT.
+
+        Locks the chain head (two round trips to COMMIT from here: this lock and the
+        insert), so seq order is commit order and every entry links to the one committed
+        before it, while nothing the transaction did earlier runs under the lock.
+        """
+        writer = ChainWriter(session)
+        last_seq, last_hash = writer.lock_head()
+        rows = []
+        for pending in entries:
+            entry = pending.link(seq=last_seq + 1, prev_hash=last_hash, key_id=self.keys.current_id)
+            last_seq, last_hash = entry.seq, entry_hash(entry, keys=self.keys)
+            rows.append(
+                {**{name: getattr(entry, name) for name in HASHED_FIELDS}, "hash": last_hash}
+            )
+        writer.append(rows=rows)
 
 
 class AuditService:
     """Record audit entries in the caller's unit of work and read them back."""
 
-    def __init__(self, session: AsyncSession, *, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self, session: AsyncSession, *, keys: ChainKeys, clock: Callable[[], datetime] = utc_now
+    ) -> None:
         self.session = session
         self.repository = AuditRepository(session)
+        self.keys = keys
+        self.append = ChainAppender(keys)
         self.clock = clock
 
     async def record(
@@ -86,7 +108,7 @@ class AuditService:
 
         Nothing is written here: the entry waits on the caller's unit of work and is
         appended to the chain as the last statements before its COMMIT (see
-        `append_to_chain`), so slow work after `record()` holds no lock other writers
+        `ChainAppender`), so slow work after `record()` holds no lock other writers
         need. A rollback drops it with the change, and a failed append fails the commit.
         """
         context = current_context()
@@ -106,7 +128,7 @@ class AuditService:
             entity_id=None if entity_id is None else str(entity_id),
             changes=diff(before, after),
         )
-        queue_before_commit(self.session, write=append_to_chain, item=entry)
+        queue_before_commit(self.session, write=self.append, item=entry)
 
     async def get_event(self, *, event_id: uuid.UUID) -> AuditEvent:
         """Load one entry, or raise `AuditEventNotFound`."""
@@ -126,17 +148,31 @@ class AuditService:
         """Every matching entry, newest first, in batches, never all of them in memory."""
         return self.repository.stream(filters=filters)
 
-    async def verify(self) -> ChainReport:
+    async def verify(self, *, anchors: Sequence[ChainAnchor] = ()) -> ChainReport:
         """Walk the chain from the first entry to the head; report the first entry that breaks.
 
         Checks for each entry: its seq follows the previous one, its `prev_hash` is the
-        previous entry's hash, and its hash matches its content. Then the head must point
-        at the last entry (catching entries deleted from, or rewritten at, the end), and no
-        entry may lie past the head (catching entries forged onto the end).
+        previous entry's hash, its key is configured (or it is an accepted unkeyed entry)
+        and its hash matches its content under that key. Then the head must point at the
+        last entry (catching entries deleted from, or rewritten at, the end), no entry may
+        lie past the head (catching entries forged onto the end), and every given anchor
+        (a seq and hash published elsewhere) must still be in the chain, unchanged.
         """
         # The head is read first: every entry up to it committed with it, so the walk sees a
         # complete chain even while writers keep appending past it.
         head_seq, head_hash = await self.repository.head()
+        return await self._verify_up_to(head_seq=head_seq, head_hash=head_hash, anchors=anchors)
+
+    async def anchor(self) -> tuple[ChainReport, ChainAnchor]:
+        """Verify the chain and return its head as an anchor to publish outside the database."""
+        head_seq, head_hash = await self.repository.head()
+        report = await self._verify_up_to(head_seq=head_seq, head_hash=head_hash, anchors=())
+        return report, ChainAnchor(seq=head_seq, hash=head_hash)
+
+    async def _verify_up_to(
+        self, *, head_seq: int, head_hash: str, anchors: Sequence[ChainAnchor]
+    ) -> ChainReport:
+        pinned = {anchor.seq: anchor.hash for anchor in anchors}
         checked, prev_seq, prev_hash = 0, 0, GENESIS_HASH
         prev_id: uuid.UUID | None = None
         while True:
@@ -144,7 +180,9 @@ class AuditService:
                 after_seq=prev_seq, up_to_seq=head_seq, limit=VERIFY_BATCH_ROWS
             )
             for event in batch:
-                reason = _break_reason(event, prev_seq=prev_seq, prev_hash=prev_hash)
+                reason = _break_reason(
+                    event, prev_seq=prev_seq, prev_hash=prev_hash, keys=self.keys, pinned=pinned
+                )
                 if reason is not None:
                     return _broken(checked=checked, entry_id=event.id, seq=event.seq, reason=reason)
                 checked, prev_seq, prev_hash, prev_id = checked + 1, event.seq, event.hash, event.id
@@ -166,12 +204,17 @@ class AuditService:
             reason = "this entry lies beyond the chain head"
             beyond_id, beyond_seq = beyond
             return _broken(checked=checked, entry_id=beyond_id, seq=beyond_seq, reason=reason)
+        missing = [seq for seq in sorted(pinned) if seq > head_seq]
+        if missing:
+            # A chain cut back below a published anchor (and rebuilt from there) ends early.
+            reason = f"the anchored entry is missing: the chain ends at seq {head_seq}"
+            return _broken(checked=checked, entry_id=None, seq=missing[0], reason=reason)
         return ChainReport(ok=True, checked=checked, broken=None)
 
 
-def build_audit_service(session: AsyncSession) -> AuditService:
-    """The audit service on a session: one per unit of work, shared by every domain in it."""
-    return AuditService(session)
+def build_audit_service(session: AsyncSession, *, settings: Settings) -> AuditService:
+    """The audit service on a session (one per unit of work), signing with the chain key."""
+    return AuditService(session, keys=ChainKeys.from_settings(settings.audit))
 
 
 def _broken(*, checked: int, entry_id: uuid.UUID | None, seq: int, reason: str) -> ChainReport:
@@ -181,11 +224,27 @@ def _broken(*, checked: int, entry_id: uuid.UUID | None, seq: int, reason: str) 
     )
 
 
-def _break_reason(event: Row[Any], *, prev_seq: int, prev_hash: str) -> str | None:
+def _break_reason(
+    event: Row[Any], *, prev_seq: int, prev_hash: str, keys: ChainKeys, pinned: dict[int, str]
+) -> str | None:
     if event.seq != prev_seq + 1:
         return f"entries {prev_seq + 1} to {event.seq - 1} are missing before this entry"
     if event.prev_hash != prev_hash:
         return "prev_hash does not match the previous entry's hash"
-    if event.hash != entry_hash(_as_entry(event)):
+    reason = _hash_reason(event, keys=keys)
+    if reason is None and event.seq in pinned and event.hash != pinned[event.seq]:
+        return "hash differs from the published anchor"
+    return reason
+
+
+def _hash_reason(event: Row[Any], *, keys: ChainKeys) -> str | None:
+    if event.key_id is None and event.seq > keys.unkeyed_until_seq:
+        # Someone who cannot sign could otherwise rewrite entries as unkeyed ones.
+        return "entry is unkeyed but lies past AUDIT__CHAIN_UNKEYED_UNTIL_SEQ"
+    try:
+        expected = entry_hash(_as_entry(event), keys=keys)
+    except UnknownChainKey:
+        return f"entry is signed with key {event.key_id!r}, which is not configured"
+    if event.hash != expected:
         return "hash does not match the entry's content"
     return None

@@ -24,7 +24,7 @@ def build_account_services(
     session: AsyncSession, *, hasher: PasswordHasher, settings: Settings
 ) -> tuple[AuditService, UserService]:
     """The audit and user services of a unit of work outside a request (CLI and startup)."""
-    audit = build_audit_service(session)
+    audit = build_audit_service(session, settings=settings)
     sessions = build_session_service(session, audit=audit, settings=settings)
     passwords = build_password_service(hasher=hasher, settings=settings)
     return audit, build_user_service(

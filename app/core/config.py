@@ -4,12 +4,13 @@ from functools import lru_cache
 from ipaddress import ip_network
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Environment = Literal["development", "test", "production"]
 
 DEV_JWT_SECRET = "roombook-development-signing-secret-change-me"  # noqa: S105
+DEV_AUDIT_CHAIN_KEY = "roombook-development-audit-chain-key-change-me"
 MIN_SECRET_BYTES = 32
 OWASP_MIN_MEMORY_KIB = 19_456
 OWASP_MIN_TIME_COST = 2
@@ -172,6 +173,43 @@ class RateLimitSettings(BaseModel):
     """Prefix of the rate-limit keys in shared storage."""
 
 
+class AuditSettings(BaseModel):
+    """The key of the audit hash chain, which the database never sees."""
+
+    # A refused key must never be echoed in the error.
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+    chain_key: SecretStr = SecretStr(DEV_AUDIT_CHAIN_KEY)
+    """HMAC-SHA256 key of new entries: 32 bytes or more, the dev default refused in production."""
+    chain_key_id: str = Field(default="k1", min_length=1, max_length=32)
+    """Id of `chain_key`, stored with every entry it signs."""
+    chain_previous_keys: dict[str, SecretStr] = {}
+    """Keys of earlier epochs by id (JSON object); entries they signed keep verifying."""
+    chain_unkeyed_until_seq: int = Field(default=0, ge=0)
+    """Entries up to this seq may carry the unkeyed SHA-256 written before the chain was keyed."""
+
+    @field_validator("chain_key")
+    @classmethod
+    def _key_is_long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value().encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"must be at least {MIN_SECRET_BYTES} bytes")
+        return value
+
+    @field_validator("chain_previous_keys")
+    @classmethod
+    def _previous_keys_are_long_enough(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for key_id, key in value.items():
+            if len(key.get_secret_value().encode()) < MIN_SECRET_BYTES:
+                raise ValueError(f"key {key_id!r} must be at least {MIN_SECRET_BYTES} bytes")
+        return value
+
+    @model_validator(mode="after")
+    def _key_ids_are_distinct(self) -> "AuditSettings":
+        if self.chain_key_id in self.chain_previous_keys:
+            raise ValueError("AUDIT__CHAIN_PREVIOUS_KEYS must not reuse AUDIT__CHAIN_KEY_ID")
+        return self
+
+
 class Settings(BaseSettings):
     """Every Roombook setting; environment variables win over `.env`."""
 
@@ -193,6 +231,7 @@ class Settings(BaseSettings):
     log: LogSettings = LogSettings()
     auth: AuthSettings = AuthSettings()
     rate_limit: RateLimitSettings = RateLimitSettings()
+    audit: AuditSettings = AuditSettings()
 
     @property
     def is_production(self) -> bool:
@@ -215,11 +254,11 @@ class Settings(BaseSettings):
         return self
 
 
-def secret_problems(name: str, secret: SecretStr) -> list[str]:
+def secret_problems(name: str, secret: SecretStr, *, default: str = DEV_JWT_SECRET) -> list[str]:
     """What makes one signing secret unfit for production."""
     value = secret.get_secret_value()
     problems: list[str] = []
-    if value == DEV_JWT_SECRET:
+    if value == default:
         problems.append(f"{name} is the development default")
     if len(value.encode()) < MIN_SECRET_BYTES:
         problems.append(f"{name} is shorter than {MIN_SECRET_BYTES} bytes")
@@ -246,6 +285,14 @@ def production_problems(settings: Settings) -> list[str]:
     # Any Host accepted means password-reset links, redirects and caches can be poisoned.
     if "*" in settings.http.allowed_hosts:
         problems.append("HTTP__ALLOWED_HOSTS contains the wildcard '*'")
+    # Anyone who knows the chain key can rewrite the audit trail undetected: the public
+    # default or a short key would make the keyed chain no better than an unkeyed one.
+    audit = settings.audit
+    problems += secret_problems("AUDIT__CHAIN_KEY", audit.chain_key, default=DEV_AUDIT_CHAIN_KEY)
+    for key_id, key in audit.chain_previous_keys.items():
+        problems += secret_problems(
+            f"AUDIT__CHAIN_PREVIOUS_KEYS[{key_id}]", key, default=DEV_AUDIT_CHAIN_KEY
+        )
     return problems
 
 

@@ -3,18 +3,25 @@
 from collections.abc import Iterator
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.chain import ChainKeys
 from app.audit.models import AuditEvent
 from app.audit.service import AuditService
+from app.core.config import AuditSettings
 from app.core.context import RequestContext, start_context
+from tests.conftest import TEST_CHAIN_KEY
+
+KEYS = ChainKeys.from_settings(AuditSettings(chain_key=SecretStr(TEST_CHAIN_KEY)))
+"""The chain keys of the test settings."""
 
 
 @pytest.fixture
 def audit(db_session: AsyncSession) -> AuditService:
     """The audit service on the test's transaction."""
-    return AuditService(db_session)
+    return AuditService(db_session, keys=KEYS)
 
 
 @pytest.fixture(autouse=True)

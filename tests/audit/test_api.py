@@ -16,7 +16,7 @@ from app.audit.actions import AuditAction, AuditEntity
 from app.audit.router import router as audit_router
 from app.audit.service import AuditService
 from app.core.context import RequestContext, bind_actor, start_context
-from tests.audit.conftest import events_by_seq
+from tests.audit.conftest import KEYS, events_by_seq
 
 EVENTS = "/api/v1/audit/events"
 T0 = datetime(2020, 1, 1, tzinfo=UTC)
@@ -56,7 +56,7 @@ async def timeline(db_session: AsyncSession) -> list[str]:
         start_context(RequestContext(request_id=f"req-{minute}"))
         if step.actor is not None:
             bind_actor(actor_id=step.actor, actor_role="manager")
-        audit = AuditService(db_session, clock=_clock_at(T0 + timedelta(minutes=minute)))
+        audit = AuditService(db_session, keys=KEYS, clock=_clock_at(T0 + timedelta(minutes=minute)))
         await audit.record(
             action=step.action,
             entity_type=step.entity_type,
@@ -249,7 +249,7 @@ async def test_pages_of_events_sharing_one_instant_lose_and_repeat_nothing(
     client: AsyncClient, admin_headers: dict[str, str], db_session: AsyncSession
 ) -> None:
     instant = T0 - timedelta(days=1)
-    audit = AuditService(db_session, clock=_clock_at(instant))
+    audit = AuditService(db_session, keys=KEYS, clock=_clock_at(instant))
     for number in range(7):
         await audit.record(
             action=AuditAction.ROOM_UPDATED, entity_type=AuditEntity.ROOM, entity_id=f"tie-{number}"

@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.audit.actions import AuditAction, AuditEntity
 from app.audit.chain import PendingEntry
 from app.audit.models import GENESIS_HASH, AuditEvent
-from app.audit.service import AuditService, append_to_chain
+from app.audit.service import AuditService, ChainAppender
+from tests.audit.conftest import KEYS
 from tests.conftest import truncate_all
 
 WRITERS = 4
@@ -23,7 +24,7 @@ WAITERS = text("SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocki
 async def _writer(factory: async_sessionmaker[AsyncSession], number: int) -> None:
     for change in range(CHANGES_PER_WRITER):
         async with factory() as session, session.begin():
-            await AuditService(session).record(
+            await AuditService(session, keys=KEYS).record(
                 action=AuditAction.BOOKING_UPDATED,
                 entity_type=AuditEntity.BOOKING,
                 entity_id=f"w{number}-{change}",
@@ -36,12 +37,12 @@ async def test_four_writers_committing_250_changes_each_lose_nothing(app: FastAP
     factory = async_sessionmaker(app.state.engine, expire_on_commit=False)
     try:
         async with factory() as session:
-            before = await AuditService(session).verify()
+            before = await AuditService(session, keys=KEYS).verify()
 
         await asyncio.gather(*(_writer(factory, number) for number in range(WRITERS)))
 
         async with factory() as session:
-            report = await AuditService(session).verify()
+            report = await AuditService(session, keys=KEYS).verify()
             rows = (await session.execute(select(AuditEvent.seq, AuditEvent.entity_id))).all()
     finally:
         await truncate_all(app.state.engine)
@@ -71,7 +72,7 @@ async def _blocked_by(factory: async_sessionmaker[AsyncSession], pid: int) -> No
 
 async def _record_once(factory: async_sessionmaker[AsyncSession], entity_id: str) -> None:
     async with factory() as session, session.begin():
-        await AuditService(session).record(
+        await AuditService(session, keys=KEYS).record(
             action=AuditAction.BOOKING_CREATED, entity_type=AuditEntity.BOOKING, entity_id=entity_id
         )
 
@@ -107,7 +108,7 @@ async def test_a_transaction_held_open_after_record_does_not_stall_other_writers
     try:
         await truncate_all(app.state.engine)
         async with factory() as first, first.begin():
-            await AuditService(first).record(
+            await AuditService(first, keys=KEYS).record(
                 action=AuditAction.BOOKING_CREATED,
                 entity_type=AuditEntity.BOOKING,
                 entity_id="first",
@@ -123,7 +124,7 @@ async def test_a_transaction_held_open_after_record_does_not_stall_other_writers
         await second
         chain = await _chain(factory)
         async with factory() as session:
-            report = await AuditService(session).verify()
+            report = await AuditService(session, keys=KEYS).verify()
     finally:
         await truncate_all(app.state.engine)
 
@@ -141,14 +142,14 @@ async def test_first_writers_racing_on_a_missing_head_build_one_chain(app: FastA
             # The first writer's append creates the head and holds it; the second cannot
             # see the uncommitted head, tries to create it too and must wait, then append
             # after it.
-            await first.run_sync(append_to_chain, [_pending("first")])
+            await first.run_sync(ChainAppender(KEYS), [_pending("first")])
             pid = await first.scalar(text("SELECT pg_backend_pid()"))
             second = asyncio.create_task(_record_once(factory, "second"))
             await _blocked_by(factory, int(pid or 0))
         await second
 
         async with factory() as session:
-            report = await AuditService(session).verify()
+            report = await AuditService(session, keys=KEYS).verify()
             rows = (
                 await session.execute(
                     select(AuditEvent.seq, AuditEvent.entity_id, AuditEvent.prev_hash).order_by(

@@ -16,6 +16,7 @@ from starlette.types import Message
 from app.audit.actions import AuditAction, AuditEntity
 from app.audit.service import AuditService
 from app.core.context import RequestContext, bind_actor, start_context
+from tests.audit.conftest import KEYS
 from tests.audit.synthetic import insert_synthetic
 
 EVENTS = "/api/v1/audit/events"
@@ -30,7 +31,7 @@ async def test_export_streams_the_filtered_events_as_ndjson(
     start_context(RequestContext(request_id="exp-1", client_ip="203.0.113.4", user_agent="ua/1"))
     bind_actor(actor_id=uuid.uuid4(), actor_role="admin")
     moments = iter(datetime(2018, 5, 6, 7, 8, second, 10, tzinfo=UTC) for second in range(3))
-    audit = AuditService(db_session, clock=lambda: next(moments))
+    audit = AuditService(db_session, keys=KEYS, clock=lambda: next(moments))
     for number in range(3):
         await audit.record(
             action=AuditAction.ROOM_UPDATED,

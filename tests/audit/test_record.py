@@ -14,7 +14,7 @@ from app.audit.changes import REDACTED
 from app.audit.models import GENESIS_HASH, AuditChainHead
 from app.audit.service import AuditService
 from app.core.context import RequestContext, bind_actor, start_context
-from tests.audit.conftest import count_events, events_by_seq
+from tests.audit.conftest import KEYS, count_events, events_by_seq
 
 FIXED_NOW = datetime(2026, 11, 24, 9, 30, 0, 123456, tzinfo=UTC)
 
@@ -23,7 +23,7 @@ async def test_record_captures_actor_and_request_from_context(db_session: AsyncS
     actor = uuid.uuid4()
     start_context(RequestContext(request_id="req-42", client_ip="203.0.113.7", user_agent="curl/8"))
     bind_actor(actor_id=actor, actor_role="admin")
-    audit = AuditService(db_session, clock=lambda: FIXED_NOW)
+    audit = AuditService(db_session, keys=KEYS, clock=lambda: FIXED_NOW)
     entity = uuid.uuid4()
 
     await audit.record(
@@ -49,7 +49,7 @@ async def test_record_captures_actor_and_request_from_context(db_session: AsyncS
     assert event.seq == 1
     assert event.prev_hash == GENESIS_HASH
     entry = ChainEntry(**{name: getattr(event, name) for name in HASHED_FIELDS})
-    assert event.hash == entry_hash(entry)
+    assert event.hash == entry_hash(entry, keys=KEYS)
 
 
 async def test_work_outside_a_request_is_recorded_as_system(

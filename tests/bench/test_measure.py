@@ -18,6 +18,7 @@ from benchmarks.measure import (
     table_line,
 )
 from benchmarks.seed import AUDIT_COLUMNS, audit_entries
+from tests.audit.conftest import KEYS
 
 WRK_STDOUT = """Running 10s test @ http://127.0.0.1:41234
   1 threads and 64 connections
@@ -98,7 +99,8 @@ def test_table_line_and_json_carry_the_same_figures() -> None:
 
 
 def test_seeded_audit_rows_form_a_valid_hash_chain() -> None:
-    rows = list(audit_entries(count=5, users=10, end=datetime(2026, 1, 1, tzinfo=UTC)))
+    end = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = list(audit_entries(count=5, users=10, end=end, keys=KEYS))
     columns = [dict(zip(AUDIT_COLUMNS, row, strict=True)) for row in rows]
 
     assert [c["seq"] for c in columns] == [1, 2, 3, 4, 5]
@@ -109,4 +111,4 @@ def test_seeded_audit_rows_form_a_valid_hash_chain() -> None:
     for column in columns:
         content = {k: v for k, v in column.items() if k != "hash"}
         content["changes"] = json.loads(content["changes"])
-        assert entry_hash(ChainEntry(**content)) == column["hash"]
+        assert entry_hash(ChainEntry(**content), keys=KEYS) == column["hash"]

@@ -10,7 +10,9 @@ from pydantic import SecretStr, ValidationError
 
 from app import cli
 from app.core.config import (
+    DEV_AUDIT_CHAIN_KEY,
     DEV_JWT_SECRET,
+    AuditSettings,
     HttpSettings,
     SecuritySettings,
     Settings,
@@ -21,6 +23,7 @@ from app.factory import create_app
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD_SECRET = "a-production-signing-secret-that-is-long-enough"
+GOOD_CHAIN_KEY = "a-production-audit-chain-key-that-is-long-enough"
 DB_URL = "postgresql+asyncpg://roombook:db-pass-1234@db.internal:5432/roombook"
 
 
@@ -39,6 +42,7 @@ def production(**overrides: object) -> Settings:
         "environment": "production",
         "security": SecuritySettings(jwt_secret=SecretStr(GOOD_SECRET)),
         "http": HttpSettings(allowed_hosts=["api.roombook.dev"]),
+        "audit": AuditSettings(chain_key=SecretStr(GOOD_CHAIN_KEY)),
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]
@@ -235,6 +239,47 @@ def test_cli_names_a_short_previous_secret_instead_of_crashing(
     assert "short-old-secret" not in text
 
 
+@pytest.mark.parametrize(
+    ("audit", "message"),
+    [
+        ({}, "AUDIT__CHAIN_KEY is the development default"),
+        (
+            {"chain_previous_keys": {"k0": SecretStr(DEV_AUDIT_CHAIN_KEY)}},
+            "AUDIT__CHAIN_PREVIOUS_KEYS[k0] is the development default",
+        ),
+    ],
+)
+def test_production_refuses_the_public_audit_chain_key(
+    audit: dict[str, object], message: str
+) -> None:
+    values = audit or {"chain_key": SecretStr(DEV_AUDIT_CHAIN_KEY)}
+    with pytest.raises(ValidationError) as caught:
+        production(audit=AuditSettings(**values))  # type: ignore[arg-type]
+
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"chain_key": SecretStr("k" * 31)}, "must be at least 32 bytes"),
+        ({"chain_previous_keys": {"k0": SecretStr("k" * 31)}}, "key 'k0' must be at least 32"),
+        (
+            {"chain_previous_keys": {"k1": SecretStr("k" * 32)}},
+            "must not reuse AUDIT__CHAIN_KEY_ID",
+        ),
+    ],
+)
+def test_audit_chain_keys_are_checked_in_every_environment(
+    values: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        AuditSettings(**values)  # type: ignore[arg-type]
+
+    assert message in str(caught.value)
+    assert "k" * 31 not in str(caught.value)
+
+
 def test_production_lists_every_problem_at_once() -> None:
     with pytest.raises(ValidationError) as caught:
         production(
@@ -253,6 +298,7 @@ def test_unsafe_settings_are_fine_outside_production() -> None:
         "SECURITY__JWT_SECRET is the development default",
         "HTTP__CORS_ORIGINS contains the wildcard '*'",
         "HTTP__ALLOWED_HOSTS contains the wildcard '*'",
+        "AUDIT__CHAIN_KEY is the development default",
     ]
 
 
