@@ -16,7 +16,7 @@ AUDIT_BENCH_ARGS ?=
 
 .PHONY: help install run serve test $(addprefix test-,$(DOMAINS)) check fmt migrate \
 	makemigration downgrade db-start db-stop openapi docker-build up down clean create-admin \
-	audit-verify audit-anchor bench bench-audit bench-http
+	audit-verify audit-anchor bench bench-audit bench-http prune
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_%-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -82,6 +82,9 @@ bench-audit: install ## Audit write cost: 4 writers x 250 commits with and witho
 
 bench-http: install ## HTTP: seed roombook_bench, drive the API and the ceiling app with wrk
 	$(RUN) python -m benchmarks.http_bench $(if $(BENCH_DURATION),--duration $(BENCH_DURATION)) $(BENCH_ARGS)
+
+prune: install ## Delete expired sessions, refresh tokens and throttle rows in batches; print counts
+	$(RUN) python -m app.cli prune $(if $(BATCH),--batch-size $(BATCH))
 
 create-admin: install ## Create an admin: make create-admin EMAIL=you@example.com [NAME="Your Name"]
 	@test -n "$(EMAIL)" || { echo 'usage: make create-admin EMAIL=you@example.com [NAME="Your Name"]' >&2; exit 2; }

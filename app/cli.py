@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
 APP_FACTORY = "app.factory:create_app"
 ADMIN_PASSWORD_ENV = "ROOMBOOK_ADMIN_PASSWORD"  # noqa: S105 - the variable's name
+PRUNE_BATCH_SIZE = 1000
+"""Rows deleted per transaction by `prune`: short locks, bounded WAL per commit."""
 
 
 def provide_database(*, keep_running: bool = False) -> str:
@@ -165,6 +167,16 @@ def _anchor(text: str) -> "ChainAnchor":
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
+def cmd_prune(args: argparse.Namespace) -> None:
+    """Delete expired sessions, refresh tokens and failure counts; print rows removed per table."""
+    from app.auth.commands import prune_expired
+
+    url = provide_database()
+    removed = asyncio.run(prune_expired(get_settings(), url=url, batch_size=args.batch_size))
+    for table, count in removed.items():
+        sys.stdout.write(f"{table}: {count} removed\n")
+
+
 def read_admin_password() -> str:
     """The new admin's password: from `ROOMBOOK_ADMIN_PASSWORD`, else prompted for twice."""
     from_env = os.environ.get(ADMIN_PASSWORD_ENV)
@@ -214,6 +226,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
     "audit-verify": cmd_audit_verify,
     "audit-anchor": cmd_audit_anchor,
     "create-admin": cmd_create_admin,
+    "prune": cmd_prune,
 }
 
 
@@ -228,6 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     create_admin = sub.add_parser("create-admin")
     create_admin.add_argument("email")
     create_admin.add_argument("--name", default="Administrator")
+    prune = sub.add_parser("prune")
+    prune.add_argument("--batch-size", type=int, default=PRUNE_BATCH_SIZE)
     audit_verify = sub.add_parser("audit-verify")
     audit_verify.add_argument(
         "--anchor", type=_anchor, action="append", default=[], metavar="SEQ:HASH"

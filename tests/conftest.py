@@ -1,7 +1,7 @@
 """Shared fixtures: one migrated database per run, one rolled-back transaction per test."""
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, Protocol
 
 import pytest
@@ -21,6 +21,7 @@ from app.core.config import (
     RateLimitSettings,
     SecuritySettings,
     Settings,
+    get_settings,
 )
 from app.factory import create_app
 from app.users.models import User
@@ -115,6 +116,16 @@ async def client(app: FastAPI, db_session: AsyncSession) -> AsyncIterator[AsyncC
     """HTTP client for the app, isolated in the test's transaction."""
     async with AsyncClient(transport=ASGITransport(app=app), base_url="http://testserver") as c:
         yield c
+
+
+@pytest.fixture
+def cli_database(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Point the CLI's settings at the test database and the tests' chain key."""
+    monkeypatch.setenv("DATABASE__URL", database_url)
+    monkeypatch.setenv("AUDIT__CHAIN_KEY", TEST_CHAIN_KEY)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 @pytest.fixture

@@ -2,7 +2,9 @@
 
 from pydantic import ValidationError
 
+from app.audit.service import build_audit_service
 from app.auth.bootstrap import build_account_services, create_admin
+from app.auth.service import PrunedTable, build_session_service
 from app.core.config import Settings
 from app.core.db import create_engine, create_session_factory
 from app.core.errors import AppError, ValidationFailed
@@ -44,3 +46,31 @@ async def create_admin_account(
         raise AdminNotCreated(describe(exc)) from exc
     finally:
         await engine.dispose()
+
+
+async def prune_expired(settings: Settings, *, url: str, batch_size: int) -> dict[str, int]:
+    """Delete what has expired from the auth tables in batches; return rows removed per table.
+
+    Each batch is its own short transaction, so a large backlog never holds many row
+    locks or one long transaction, and rows a request is using are skipped, not waited for.
+    """
+    engine = create_engine(settings.database, url=url)
+    removed: dict[str, int] = {}
+    try:
+        factory = create_session_factory(engine)
+        for table in PrunedTable:
+            removed[table.value] = 0
+            while True:
+                async with factory() as session, session.begin():
+                    sessions = build_session_service(
+                        session,
+                        audit=build_audit_service(session, settings=settings),
+                        settings=settings,
+                    )
+                    count = await sessions.prune(table=table, limit=batch_size)
+                removed[table.value] += count
+                if count < batch_size:
+                    break
+    finally:
+        await engine.dispose()
+    return removed

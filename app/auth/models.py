@@ -89,3 +89,5 @@ class LoginThrottle(Base):
     """Failed checks since the last success, counting the checks in progress."""
     blocked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     """No check is made before this time; then one more guess is allowed."""
+    counted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    """When the last failure was counted; `make prune` forgets rows untouched for long."""

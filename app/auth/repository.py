@@ -21,10 +21,12 @@ from sqlalchemy import (
     or_,
     select,
     table,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import ReturningDelete
 
 from app.auth.models import AuthSession, LoginThrottle, RefreshToken, SessionEndReason
 from app.auth.policy import MAX_DOUBLINGS, DelayPolicy
@@ -178,6 +180,7 @@ class AuthRepository:
                 index_elements=[LoginThrottle.user_id, LoginThrottle.scope],
                 set_={
                     "failures": LoginThrottle.failures + 1,
+                    "counted_at": func.now(),
                     "blocked_until": _window(
                         policy, over=LoginThrottle.failures + 1 - policy.free_failures, now=now
                     ),
@@ -198,7 +201,7 @@ class AuthRepository:
             .values(user_id=user_id, scope=scope, failures=1)
             .on_conflict_do_update(
                 index_elements=[LoginThrottle.user_id, LoginThrottle.scope],
-                set_={"failures": LoginThrottle.failures + 1},
+                set_={"failures": LoginThrottle.failures + 1, "counted_at": func.now()},
                 where=LoginThrottle.failures < budget,
             )
             .returning(LoginThrottle.failures)
@@ -214,6 +217,55 @@ class AuthRepository:
         until: datetime | None = await self.session.scalar(statement)
         return until
 
+    async def prune_tokens(self, *, now: datetime, idle: timedelta, limit: int) -> int:
+        """Delete up to `limit` refresh tokens of dead sessions; return how many went."""
+        batch = (
+            select(RefreshToken.id)
+            .join(AuthSession, AuthSession.id == RefreshToken.session_id)
+            .where(_dead_session(now=now, idle=idle))
+            .limit(limit)
+            # Rows a request holds are left for the next run instead of waited for.
+            .with_for_update(of=RefreshToken, skip_locked=True)
+        )
+        return await self._count(
+            delete(RefreshToken).where(RefreshToken.id.in_(batch)).returning(RefreshToken.id)
+        )
+
+    async def prune_sessions(self, *, now: datetime, idle: timedelta, limit: int) -> int:
+        """Delete up to `limit` dead sessions (and any token left with them)."""
+        batch = (
+            select(AuthSession.id)
+            .where(_dead_session(now=now, idle=idle))
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return await self._count(
+            delete(AuthSession).where(AuthSession.id.in_(batch)).returning(AuthSession.id)
+        )
+
+    async def prune_throttles(self, *, counted_before: datetime, now: datetime, limit: int) -> int:
+        """Delete up to `limit` failure counts untouched since `counted_before`.
+
+        A row whose delay window is still open stays, however old its count.
+        """
+        batch = (
+            select(LoginThrottle.user_id, LoginThrottle.scope)
+            .where(
+                LoginThrottle.counted_at < counted_before,
+                or_(LoginThrottle.blocked_until.is_(None), LoginThrottle.blocked_until <= now),
+            )
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        key = tuple_(LoginThrottle.user_id, LoginThrottle.scope)
+        return await self._count(
+            delete(LoginThrottle).where(key.in_(batch)).returning(LoginThrottle.user_id)
+        )
+
+    async def _count(self, statement: ReturningDelete[tuple[Any]]) -> int:
+        rows = await self.session.execute(statement.execution_options(synchronize_session=False))
+        return len(rows.all())
+
     async def clear_attempts(self, *, user_id: uuid.UUID, scope: str) -> None:
         """Forget the counted failures of a scope after a successful check."""
         await self.session.execute(
@@ -221,6 +273,15 @@ class AuthRepository:
             .where(LoginThrottle.user_id == user_id, LoginThrottle.scope == scope)
             .execution_options(synchronize_session=False)
         )
+
+
+def _dead_session(*, now: datetime, idle: timedelta) -> ColumnElement[bool]:
+    """SQL: the session has ended, expired or gone idle, and can never be used again."""
+    return or_(
+        AuthSession.revoked_at.is_not(None),
+        AuthSession.expires_at <= now,
+        AuthSession.last_used_at <= now - idle,
+    )
 
 
 def _window(policy: DelayPolicy, *, over: ColumnElement[int], now: datetime) -> ColumnElement[Any]:

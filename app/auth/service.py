@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import NoReturn
 
 from sqlalchemy import Row
@@ -78,6 +79,14 @@ class SessionNotFound(NotFound):
     title = "Session not found"
 
 
+class PrunedTable(StrEnum):
+    """What `make prune` empties of expired rows, in this order (tokens before sessions)."""
+
+    REFRESH_TOKENS = "auth_refresh_tokens"
+    SESSIONS = "auth_sessions"
+    THROTTLES = "auth_login_throttles"
+
+
 @dataclass(frozen=True, slots=True)
 class IssuedTokens:
     """What a login or refresh hands out; `refresh_token` is None inside the grace window."""
@@ -110,6 +119,20 @@ class SessionService:
     def idle_timeout(self) -> timedelta:
         """How long a session may go without a refresh."""
         return timedelta(seconds=self.settings.session_idle_timeout_s)
+
+    async def prune(self, *, table: PrunedTable, limit: int) -> int:
+        """Delete up to `limit` rows of `table` that can never matter again; return how many."""
+        now = self.clock()
+        if table is PrunedTable.REFRESH_TOKENS:
+            return await self.repository.prune_tokens(now=now, idle=self.idle_timeout, limit=limit)
+        if table is PrunedTable.SESSIONS:
+            return await self.repository.prune_sessions(
+                now=now, idle=self.idle_timeout, limit=limit
+            )
+        retention = timedelta(seconds=self.settings.throttle_retention_s)
+        return await self.repository.prune_throttles(
+            counted_before=now - retention, now=now, limit=limit
+        )
 
     async def caller(
         self, *, user_id: uuid.UUID, session_id: uuid.UUID

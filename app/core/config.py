@@ -150,6 +150,8 @@ class AuthSettings(BaseModel):
     """How long a device cookie is trusted after the login that issued it (180 days)."""
     device_failure_budget: int = Field(default=5, ge=1)
     """Wrong passwords a trusted device may send before its cookie is treated as unknown."""
+    throttle_retention_s: int = Field(default=604_800, ge=3_600)
+    """`make prune` forgets failure counts untouched for this long (7 days)."""
     bootstrap_admin_email: str | None = None
     """When set, an admin with this email is created at startup if no admin exists yet."""
     bootstrap_admin_password: SecretStr | None = None

@@ -1,7 +1,7 @@
 """`python -m app.cli audit-verify` (behind `make audit-verify`) on committed data."""
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 from fastapi import FastAPI
@@ -15,18 +15,8 @@ from app.audit.service import AuditService
 from app.cli import main
 from app.core.config import get_settings
 from tests.audit.conftest import KEYS, events_by_seq
-from tests.conftest import TEST_CHAIN_KEY, make_settings, truncate_all
+from tests.conftest import make_settings, truncate_all
 from tests.database import create_test_database, drop_test_database
-
-
-@pytest.fixture
-def cli_database(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Point the CLI's settings at the test database and the tests' chain key."""
-    monkeypatch.setenv("DATABASE__URL", database_url)
-    monkeypatch.setenv("AUDIT__CHAIN_KEY", TEST_CHAIN_KEY)
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 @pytest.fixture

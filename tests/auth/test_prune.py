@@ -1,0 +1,126 @@
+"""`make prune` (`python -m app.cli prune`): expired auth rows go, in batches; live ones stay."""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.auth.models import AuthSession, LoginThrottle, RefreshToken
+from app.auth.service import hash_refresh_token
+from app.cli import main
+from tests.auth.conftest import committed_user
+from tests.conftest import truncate_all
+
+NOW = datetime.now(UTC)
+LONG_AGO = NOW - timedelta(days=30)
+
+
+@pytest.fixture
+async def factory(app: FastAPI) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions that really commit; every table is emptied afterwards."""
+    yield app.state.session_factory
+    await truncate_all(app.state.engine)
+
+
+async def _add_session(
+    session: AsyncSession, user_id: uuid.UUID, name: str, **times: datetime | None
+) -> None:
+    values: dict[str, datetime | None] = {
+        "last_used_at": NOW,
+        "expires_at": NOW + timedelta(days=1),
+        **times,
+    }
+    auth_session = AuthSession(
+        id=uuid.uuid4(), user_id=user_id, created_at=NOW, user_agent=name, generation=1, **values
+    )
+    session.add(auth_session)
+    await session.flush()
+    for generation in (0, 1):
+        session.add(
+            RefreshToken(
+                session_id=auth_session.id,
+                token_hash=hash_refresh_token(f"{name}-{generation}"),
+                generation=generation,
+            )
+        )
+
+
+async def _prune(batch_size: int) -> None:
+    await asyncio.to_thread(main, ["prune", "--batch-size", str(batch_size)])
+
+
+@pytest.mark.usefixtures("cli_database")
+async def test_prune_removes_dead_sessions_their_tokens_and_stale_counts_in_batches(
+    app: FastAPI,
+    factory: async_sessionmaker[AsyncSession],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    user_id = await committed_user(app, email="prune@example.com")
+    idle = timedelta(seconds=app.state.settings.auth.session_idle_timeout_s)
+    async with factory() as session, session.begin():
+        await _add_session(session, user_id, "live")
+        await _add_session(session, user_id, "revoked", revoked_at=NOW)
+        await _add_session(session, user_id, "expired", expires_at=NOW - timedelta(seconds=1))
+        await _add_session(session, user_id, "idle", last_used_at=NOW - idle - timedelta(seconds=1))
+        for scope, counted_at, blocked_until in (
+            ("login", LONG_AGO, None),
+            ("password_check", NOW, None),
+            ("device:still-blocked", LONG_AGO, NOW + timedelta(hours=1)),
+        ):
+            session.add(
+                LoginThrottle(
+                    user_id=user_id,
+                    scope=scope,
+                    failures=3,
+                    counted_at=counted_at,
+                    blocked_until=blocked_until,
+                )
+            )
+
+    # Batches of two: six tokens take three full batches and an empty one.
+    await _prune(batch_size=2)
+
+    assert capsys.readouterr().out.splitlines() == [
+        "auth_refresh_tokens: 6 removed",
+        "auth_sessions: 3 removed",
+        "auth_login_throttles: 1 removed",
+    ]
+    async with factory() as session:
+        sessions = (await session.scalars(select(AuthSession.user_agent))).all()
+        tokens = (await session.scalars(select(RefreshToken.token_hash))).all()
+        scopes = (await session.scalars(select(LoginThrottle.scope))).all()
+    assert sessions == ["live"]
+    assert sorted(tokens) == sorted(hash_refresh_token(f"live-{g}") for g in (0, 1))
+    assert sorted(scopes) == ["device:still-blocked", "password_check"]
+
+    await _prune(batch_size=2)
+    assert capsys.readouterr().out.splitlines() == [
+        "auth_refresh_tokens: 0 removed",
+        "auth_sessions: 0 removed",
+        "auth_login_throttles: 0 removed",
+    ]
+
+
+@pytest.mark.usefixtures("cli_database")
+async def test_prune_skips_a_row_a_request_holds_instead_of_waiting(
+    app: FastAPI,
+    factory: async_sessionmaker[AsyncSession],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    user_id = await committed_user(app, email="held@example.com")
+    async with factory() as session, session.begin():
+        await _add_session(session, user_id, "revoked", revoked_at=NOW)
+
+    async with factory() as holder, holder.begin():
+        # A request (say, a refresh) holds the session row lock across the whole run.
+        await holder.execute(text("SELECT id FROM auth_sessions FOR UPDATE"))
+        await _prune(batch_size=10)
+
+    assert capsys.readouterr().out.splitlines()[1] == "auth_sessions: 0 removed"
+    await _prune(batch_size=10)
+    assert capsys.readouterr().out.splitlines()[1] == "auth_sessions: 1 removed"
