@@ -16,7 +16,7 @@ AUDIT_BENCH_ARGS ?=
 
 .PHONY: help install run serve test $(addprefix test-,$(DOMAINS)) check fmt migrate \
 	makemigration downgrade db-start db-stop openapi docker-build up down clean create-admin \
-	audit-verify audit-anchor bench bench-audit bench-http prune
+	audit-verify audit-anchor bench bench-audit bench-http prune fuzz
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_%-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -37,6 +37,9 @@ serve: install ## Serve like production: no reload, workers from settings, proxy
 
 test: install ## Run the whole suite with coverage (fails under 90%)
 	$(RUN) pytest -n $(PYTEST_WORKERS) --cov=app --cov-report=term --cov-fail-under=90 $(PYTEST_ARGS)
+
+fuzz: install ## Long Schemathesis run over every operation as each role (FUZZ_EXAMPLES, default 200)
+	FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),200) $(RUN) pytest tests/core/test_schemathesis.py -p no:randomly $(PYTEST_ARGS)
 
 test-%: install ## Run one domain's suite, e.g. make test-auth
 	$(RUN) pytest tests/$* $(PYTEST_ARGS)

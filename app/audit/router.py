@@ -18,9 +18,10 @@ from app.core.config import Settings
 from app.core.errors import ValidationFailed
 from app.core.openapi import problem_responses
 from app.core.pagination import Page, PageRequestDep
-from app.core.types import BoundedDatetime, SingleLine
+from app.core.types import MAX_YEAR, MIN_YEAR, BoundedDatetime, SingleLine
 
 NDJSON = "application/x-ndjson"
+YEARS = f"with a timezone, years {MIN_YEAR} to {MAX_YEAR} in UTC"
 ACTION_PATTERN = r"^[a-z_]+\.([a-z_]+)?$"
 ACTION_FILTERS = frozenset(
     value for action in AuditAction for value in (action.value, action.partition(".")[0] + ".")
@@ -39,12 +40,18 @@ async def get_audit_filter(
             max_length=64,
             pattern=ACTION_PATTERN,
             description="An exact action, or a prefix ending with `.` such as `booking.`.",
+            # The vocabulary is closed: the document lists it, so clients see every choice.
+            json_schema_extra={"enum": sorted(ACTION_FILTERS)},
         ),
     ] = None,
     entity_type: AuditEntity | None = None,
     entity_id: Annotated[SingleLine | None, Query(max_length=128)] = None,
-    since: Annotated[BoundedDatetime | None, Query(description="Inclusive lower bound.")] = None,
-    until: Annotated[BoundedDatetime | None, Query(description="Exclusive upper bound.")] = None,
+    since: Annotated[
+        BoundedDatetime | None, Query(description=f"Inclusive lower bound; {YEARS}.")
+    ] = None,
+    until: Annotated[
+        BoundedDatetime | None, Query(description=f"Exclusive upper bound; {YEARS}.")
+    ] = None,
 ) -> AuditFilter:
     """Read and check the event filters from the query string."""
     errors = []

@@ -8,7 +8,7 @@ versions the caller expects, and the service's versioned UPDATE is the real guar
 import re
 from typing import Annotated
 
-from fastapi import Depends, Header
+from fastapi import Header
 
 from app.core.errors import PreconditionFailed, PreconditionRequired
 
@@ -57,20 +57,24 @@ def parse_if_match(value: str) -> frozenset[int]:
     return frozenset(versions)
 
 
-async def if_match_versions(
-    if_match: Annotated[
-        str | None,
-        Header(
-            alias="If-Match",
-            max_length=256,
-            description="The `ETag` from GET (strong; a list may name several). `*` is refused.",
-        ),
-    ] = None,
-) -> frozenset[int]:
+IfMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        max_length=256,
+        description="The `ETag` from GET (strong; a list may name several). `*` is refused.",
+    ),
+]
+"""The raw `If-Match` header of a change; `required_versions` reads it in the route."""
+
+
+def required_versions(if_match: str | None) -> frozenset[int]:
     """The versions `If-Match` accepts: 428 when missing or `*`, 412 when it names none.
 
-    `*` would match any version and so protect nothing against lost updates: it is
-    refused like a missing header, and the caller is told to send the ETag from GET.
+    Called in the route body, so the request has passed validation first: preconditions
+    are evaluated after the normal request checks (RFC 9110 section 13.2.1), and an
+    invalid body is a 422 whatever `If-Match` says. `*` would match any version and so
+    protect nothing against lost updates: it is refused like a missing header.
     """
     if if_match is None or if_match.strip() == "*":
         raise PreconditionRequired(
@@ -80,7 +84,3 @@ async def if_match_versions(
     if not versions:
         raise PreconditionFailed("If-Match names no version of this resource (strong ETags only).")
     return versions
-
-
-IfMatchVersions = Annotated[frozenset[int], Depends(if_match_versions)]
-"""The versions a change may apply to, as the router hands them to a service."""

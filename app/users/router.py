@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from app.auth.dependencies import AdminUser, CurrentUser, limit_credentials
 from app.core.openapi import problem_responses
 from app.core.pagination import Page, PageRequestDep
-from app.core.preconditions import IfMatchVersions, etag
+from app.core.preconditions import IfMatch, etag, required_versions
 from app.core.types import QueryFlag, SingleLine
 from app.users.dependencies import UserServiceDep
 from app.users.models import User
@@ -40,13 +40,13 @@ async def get_me(principal: CurrentUser, users: UserServiceDep, response: Respon
 async def update_me(
     principal: CurrentUser,
     data: SelfUpdate,
-    expected_versions: IfMatchVersions,
     users: UserServiceDep,
     response: Response,
+    if_match: IfMatch = None,
 ) -> UserRead:
     """Change one's name or email; a new email needs `current_password` (403 when wrong)."""
     user = await users.update_self(
-        user_id=principal.id, expected_versions=expected_versions, data=data
+        user_id=principal.id, expected_versions=required_versions(if_match), data=data
     )
     return _read(user, response)
 
@@ -85,7 +85,9 @@ async def create_user(
     return _read(user, response)
 
 
-@router.get("/{user_id}", name="get", responses=problem_responses(403, 404))
+# `:uuid` keeps `/users/me` from also matching `/users/{user_id}`: a DELETE of `/users/me`
+# is a 405 naming GET and PATCH, and a malformed id names no user (404).
+@router.get("/{user_id:uuid}", name="get", responses=problem_responses(403, 404))
 async def get_user(
     _: AdminUser, user_id: uuid.UUID, users: UserServiceDep, response: Response
 ) -> UserRead:
@@ -93,32 +95,34 @@ async def get_user(
     return _read(await users.get(user_id=user_id), response)
 
 
-@router.patch("/{user_id}", name="update", responses={**UPDATE_PROBLEMS, **problem_responses(403)})
+@router.patch(
+    "/{user_id:uuid}", name="update", responses={**UPDATE_PROBLEMS, **problem_responses(403)}
+)
 async def update_user(
     _: AdminUser,
     user_id: uuid.UUID,
     data: AdminUpdate,
-    expected_versions: IfMatchVersions,
     users: UserServiceDep,
     response: Response,
+    if_match: IfMatch = None,
 ) -> UserRead:
     """Change name, role or active flag; the last active admin keeps role and access (409)."""
     user = await users.update_by_admin(
-        user_id=user_id, expected_versions=expected_versions, data=data
+        user_id=user_id, expected_versions=required_versions(if_match), data=data
     )
     return _read(user, response)
 
 
 @router.delete(
-    "/{user_id}", name="deactivate", responses={**UPDATE_PROBLEMS, **problem_responses(403)}
+    "/{user_id:uuid}", name="deactivate", responses={**UPDATE_PROBLEMS, **problem_responses(403)}
 )
 async def deactivate_user(
     _: AdminUser,
     user_id: uuid.UUID,
-    expected_versions: IfMatchVersions,
     users: UserServiceDep,
     response: Response,
+    if_match: IfMatch = None,
 ) -> UserRead:
     """Deactivate an account (never deleted) and end all its sessions at once."""
-    user = await users.deactivate(user_id=user_id, expected_versions=expected_versions)
+    user = await users.deactivate(user_id=user_id, expected_versions=required_versions(if_match))
     return _read(user, response)

@@ -108,3 +108,24 @@ async def test_admin_update_takes_the_role_as_its_json_string(
     assert response.status_code == 200, response.text
     assert response.json()["role"] == "manager"
     assert response.json()["is_active"] is False
+
+
+@pytest.mark.parametrize("if_match", [None, '"999"', "*"])
+async def test_an_invalid_body_is_422_whatever_if_match_says(
+    client: AsyncClient, member_headers: dict[str, str], if_match: str | None
+) -> None:
+    # Preconditions come after the normal request checks (RFC 9110 section 13.2.1).
+    headers = member_headers if if_match is None else {**member_headers, "If-Match": if_match}
+    response = await client.patch(ME, json={"full_name": 5}, headers=headers)
+    assert_invalid_fields(response, "full_name")
+
+
+async def test_a_valid_body_still_needs_a_current_if_match(
+    client: AsyncClient, member_headers: dict[str, str]
+) -> None:
+    missing = await client.patch(ME, json={"full_name": "Mia"}, headers=member_headers)
+    assert missing.status_code == 428
+    stale = await client.patch(
+        ME, json={"full_name": "Mia"}, headers={**member_headers, "If-Match": '"999"'}
+    )
+    assert stale.status_code == 412
