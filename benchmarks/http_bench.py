@@ -178,6 +178,7 @@ def scenarios(accounts: Accounts, *, base_url: str, deep_cursor: str) -> list[Sc
     )
 
     def get(name: str, path: str, tokens: str, token: str) -> Scenario:
+        """A GET scenario sending each token of `tokens` in turn; `token` for the probe."""
         probe = httpx.Request("GET", base_url + path, headers=bearer(token))
         return Scenario(name=name, load=Load("get.lua", (path, tokens)), probe=probe)
 
@@ -226,6 +227,7 @@ def mint_accounts(plan: seed.SeedPlan, security: SecuritySettings, password: str
     codec = TokenCodec(security)
 
     def token(number: int) -> str:
+        """An access token for the first seeded session of user `number`."""
         claims = {"role": seed.user_role(number), "sid": str(seed.session_id(number, 0))}
         return codec.encode_access(subject=str(seed.user_id(number)), claims=claims)
 
