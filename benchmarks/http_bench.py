@@ -107,8 +107,13 @@ def bench_security() -> SecuritySettings:
     )
 
 
-def server_environment(*, database_url: str, security: SecuritySettings) -> dict[str, str]:
-    """The environment of `make serve` in production, with what the harness supplies."""
+def server_environment(
+    *, database_url: str, security: SecuritySettings, overrides: dict[str, str]
+) -> dict[str, str]:
+    """The environment of `make serve` in production, with what the harness supplies.
+
+    `overrides` (`--set NAME=VALUE`) come last, for experiments with other settings.
+    """
     env = dict(os.environ)
     env.update(
         {
@@ -129,6 +134,7 @@ def server_environment(*, database_url: str, security: SecuritySettings) -> dict
             "SERVER__WORKERS": "1",
             "RATE_LIMIT__AUTH_PER_IP": UNLIMITED,
             "RATE_LIMIT__CREDENTIALS_PER_IP": UNLIMITED,
+            **overrides,
         }
     )
     return env
@@ -458,8 +464,10 @@ def write_results(report: Report) -> Path:
     heading = (
         f"Roombook HTTP benchmark, {meta['started']}, commit {meta['commit']}: "
         f"{meta['duration_s']} s per run after a {meta['warmup_s']} s warm-up, "
-        f"{meta['pinning']}, load average {meta['load_average']} at the start\n\n"
+        f"{meta['pinning']}, load average {meta['load_average']} at the start"
     )
+    overridden = " ".join(f"{k}={v}" for k, v in meta["settings_overridden"].items())
+    heading += f"; settings overridden: {overridden}\n\n" if overridden else "\n\n"
     markdown.write_text(heading + report.markdown())
     markdown.with_suffix(".json").write_text(json.dumps(report.as_json(), indent=2) + "\n")
     return markdown
@@ -504,6 +512,7 @@ def run(options: argparse.Namespace) -> None:
             "pinning": pin.describe(),
             "cpus": os.cpu_count(),
             "load_average": ", ".join(f"{v:.2f}" for v in os.getloadavg()),
+            "settings_overridden": options.set,
             "python": platform.python_version(),
             "postgres": describe_server(server_url),
             "seed": {
@@ -515,11 +524,16 @@ def run(options: argparse.Namespace) -> None:
         }
     )
     out(TABLE_HEADER)
-    bench_ceiling(bench, report, env=server_environment(database_url=url, security=security))
+    # Each server gets its own free port, picked when it starts.
+    bench_ceiling(
+        bench,
+        report,
+        env=server_environment(database_url=url, security=security, overrides=options.set),
+    )
     bench_api(
         bench,
         report,
-        env=server_environment(database_url=url, security=security),
+        env=server_environment(database_url=url, security=security, overrides=options.set),
         accounts=mint_accounts(plan, security, password),
     )
     report.extra["argon2_verify_per_s"] = round(argon2_rate, 1)
@@ -532,6 +546,14 @@ def run(options: argparse.Namespace) -> None:
     out(f"written to {path.relative_to(ROOT)} and {path.with_suffix('.json').relative_to(ROOT)}")
 
 
+def setting(text: str) -> tuple[str, str]:
+    """Split a `--set NAME=VALUE` option."""
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError("expected NAME=VALUE")
+    return name, value
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Read the options; `BENCH_DURATION` sets the default seconds per run."""
     duration = int(os.environ.get("BENCH_DURATION") or 10)
@@ -542,7 +564,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=int, default=10, help="wrk's request timeout, s")
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--audit-events", type=int, default=50_000, help="e.g. 1000000")
+    parser.add_argument(
+        "--set",
+        type=setting,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for both servers, e.g. SERVER__MAX_CONCURRENT_REQUESTS=300",
+    )
     options = parser.parse_args(argv)
+    options.set = dict(options.set)
     if options.warmup is None:
         options.warmup = min(options.duration, 3)
     if CEILING_CONNECTIONS not in options.connections:
