@@ -28,7 +28,7 @@ from app.core.middleware import (
 )
 from app.core.openapi import COMMON_PROBLEMS, complete_document, operation_id
 from app.core.pagination import CursorCodec
-from app.core.security import PasswordHasher, TokenCodec
+from app.core.security import PasswordHasher, TokenCodec, share_one_malloc_arena
 from app.users.router import router as users_router
 
 API_PREFIX = "/api/v1"
@@ -81,6 +81,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
         yield
     finally:
+        app.state.password_hasher.close()
         await engine.dispose()
 
 
@@ -130,6 +131,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=[Depends(require_body_media_type)],
     )
     app.state.settings = settings
+    # Before the hashing threads start, so the memory their hashes free can be trimmed.
+    share_one_malloc_arena()
     app.state.password_hasher = PasswordHasher.from_settings(settings.security)
     app.state.token_codec = TokenCodec(settings.security)
     app.state.cursor_codec = CursorCodec(settings.security.jwt_secret.get_secret_value().encode())

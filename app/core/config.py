@@ -67,7 +67,9 @@ class SecuritySettings(BaseModel):
     argon2_parallelism: int = Field(default=1, ge=1)
     """argon2id lanes."""
     hash_concurrency: int = Field(default=2, ge=1)
-    """Password hashes computed at once in the thread pool; more wait their turn."""
+    """Threads of the hashing pool: password hashes computed at once; more wait their turn."""
+    hash_niceness: int = Field(default=19, ge=0, le=19)
+    """Nice value of the hashing threads (Linux): 19 lets the event loop take the core first."""
 
 
 class HttpSettings(BaseModel):

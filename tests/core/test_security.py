@@ -3,9 +3,13 @@
 import asyncio
 import base64
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -14,7 +18,13 @@ from jwt.warnings import InsecureKeyLengthWarning
 from pydantic import SecretStr
 
 from app.core.config import SecuritySettings
-from app.core.security import ACCESS_TOKEN_TYPE, InvalidToken, PasswordHasher, TokenCodec
+from app.core.security import (
+    ACCESS_TOKEN_TYPE,
+    HASH_THREAD_PREFIX,
+    InvalidToken,
+    PasswordHasher,
+    TokenCodec,
+)
 
 SECRET = "current-signing-secret-of-at-least-32-bytes!"
 OLD_SECRET = "previous-signing-secret-of-at-least-32-bytes"
@@ -70,16 +80,27 @@ class GatedHash:
         self.active = 0
         self.peak = 0
         self.threads: set[int] = set()
+        self.names: set[str] = set()
+        self.niceness: set[int] = set()
 
     def hash(self, password: str) -> str:
         with self.lock:
             self.active += 1
             self.peak = max(self.peak, self.active)
             self.threads.add(threading.get_ident())
+            self.names.add(threading.current_thread().name)
+            self.niceness.add(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
         self.gate.wait(timeout=10)
         with self.lock:
             self.active -= 1
         return f"hashed:{password}"
+
+
+def gate(hasher: PasswordHasher, monkeypatch: pytest.MonkeyPatch) -> GatedHash:
+    """Put a `GatedHash` in place of the hasher's argon2."""
+    gated = GatedHash()
+    monkeypatch.setattr(hasher, "_hasher", gated)
+    return gated
 
 
 async def wait_for(condition: Any) -> None:
@@ -95,20 +116,101 @@ async def test_hashing_runs_in_threads_capped_without_blocking_the_loop(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     hasher = fast_hasher(concurrency=2)
-    gated = GatedHash()
-    monkeypatch.setattr(hasher, "_hasher", gated)
+    gated = gate(hasher, monkeypatch)
     tasks = [asyncio.create_task(hasher.hash(f"pw{i}")) for i in range(6)]
     # `wait_for` polls on the event loop: it can only see two hashes blocked at once if
     # they block in worker threads, not on the loop (where the first would hold it alone).
     await wait_for(lambda: gated.active == 2)
-    assert hasher._limiter.borrowed_tokens == 2
-    assert hasher._limiter.statistics().tasks_waiting == 4
+    assert hasher._pending == 6  # two running, four queued
     assert gated.active == 2
     gated.gate.set()
     results = await asyncio.gather(*tasks)
     assert results == [f"hashed:pw{i}" for i in range(6)]
     assert gated.peak == 2
     assert threading.get_ident() not in gated.threads
+    assert hasher._pending == 0
+
+
+async def test_hashes_run_on_the_dedicated_pool_at_the_configured_niceness(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = SecuritySettings(
+        argon2_time_cost=1, argon2_memory_kib=64, hash_concurrency=3, hash_niceness=7
+    )
+    hasher = PasswordHasher.from_settings(settings)
+    gated = gate(hasher, monkeypatch)
+    gated.gate.set()
+    await asyncio.gather(*(hasher.hash(f"pw{i}") for i in range(9)))
+    # Only the pool's threads hash, named for profiles, below the event loop's priority.
+    assert len(gated.threads) <= 3
+    assert all(name.startswith(f"{HASH_THREAD_PREFIX}_") for name in gated.names)
+    assert gated.niceness == {7}
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < 7
+
+
+async def test_a_cancelled_hash_leaves_the_queue_and_close_ends_the_pool(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hasher = fast_hasher(concurrency=1)
+    gated = gate(hasher, monkeypatch)
+    running = asyncio.create_task(hasher.hash("running"))
+    queued = asyncio.create_task(hasher.hash("queued"))
+    await wait_for(lambda: gated.active == 1)
+    queued.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await queued
+    assert hasher._pending == 1  # the cancelled hash never ran and is counted out
+    gated.gate.set()
+    assert await running == "hashed:running"
+    assert hasher._pending == 0
+    hasher.close()
+    assert hasher._pool is None
+    assert await hasher.hash("after close") == "hashed:after close"  # a fresh pool
+    hasher.close()
+
+
+MEMORY_PROBE = """
+import asyncio, sys
+from app.core.security import PasswordHasher, share_one_malloc_arena
+
+def rss_kib():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+async def main():
+    hasher = PasswordHasher(time_cost=1, memory_kib=19456, parallelism=1, concurrency=2)
+    before = rss_kib()
+    for _ in range(3):
+        await asyncio.gather(*(hasher.hash(f"pw{i}") for i in range(4)))
+    await hasher.hash("alone")
+    print(rss_kib() - before)
+
+if sys.argv[1] == "shared":
+    assert share_one_malloc_arena()
+asyncio.run(main())
+"""
+
+
+def rss_growth_kib(mode: str) -> int:
+    """RSS growth of a fresh interpreter after 13 production-sized hashes on two threads."""
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(  # noqa: S603 - this interpreter, a fixed script
+        [sys.executable, "-c", MEMORY_PROBE, mode],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(done.stdout)
+
+
+def test_memory_a_hash_frees_goes_back_to_the_os_once_the_pool_is_idle() -> None:
+    # A fresh process per case, so no earlier test's threads or arenas blur the figure.
+    hash_kib = 19456
+    assert rss_growth_kib("shared") < hash_kib // 4
+    # Without the shared arena each hashing thread keeps its hash's memory.
+    assert rss_growth_kib("own") > hash_kib
 
 
 def codec_settings(**overrides: Any) -> SecuritySettings:
