@@ -35,8 +35,9 @@ from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
 from app import devdb
+from app.audit.chain import ChainKeys
 from app.audit.commands import describe, verify_chain
-from app.core.config import DatabaseSettings, SecuritySettings, get_settings
+from app.core.config import AuditSettings, DatabaseSettings, SecuritySettings, get_settings
 from app.core.security import TokenCodec
 from benchmarks import seed
 from benchmarks.measure import TABLE_HEADER, Row, WrkRun, table_line
@@ -108,7 +109,11 @@ def bench_security() -> SecuritySettings:
 
 
 def server_environment(
-    *, database_url: str, security: SecuritySettings, overrides: dict[str, str]
+    *,
+    database_url: str,
+    security: SecuritySettings,
+    audit: AuditSettings,
+    overrides: dict[str, str],
 ) -> dict[str, str]:
     """The environment of `make serve` in production, with what the harness supplies.
 
@@ -128,6 +133,8 @@ def server_environment(
             "SECURITY__ARGON2_MEMORY_KIB": str(security.argon2_memory_kib),
             "SECURITY__ARGON2_PARALLELISM": str(security.argon2_parallelism),
             "SECURITY__HASH_CONCURRENCY": str(security.hash_concurrency),
+            "AUDIT__CHAIN_KEY": audit.chain_key.get_secret_value(),
+            "AUDIT__CHAIN_KEY_ID": audit.chain_key_id,
             "HTTP__ALLOWED_HOSTS": '["127.0.0.1"]',
             "SERVER__HOST": "127.0.0.1",
             "SERVER__PORT": str(free_port()),
@@ -398,18 +405,18 @@ def argon2_verify_rate(pin: Pinning, security: SecuritySettings, *, seconds: int
 
 
 async def prepare_database(
-    server_url: str, plan: seed.SeedPlan
+    server_url: str, plan: seed.SeedPlan, audit: AuditSettings
 ) -> tuple[str, dict[str, float], str]:
     """Recreate and seed the benchmark database; return its URL, step times and chain state."""
     url = await seed.recreate(server_url)
     seconds = await seed.run_steps(url, plan)
-    return url, seconds, await chain_state(url)
+    return url, seconds, await chain_state(url, audit)
 
 
-async def chain_state(url: str) -> str:
-    """What `make audit-verify` would say about the database."""
+async def chain_state(url: str, audit: AuditSettings) -> str:
+    """What `make audit-verify` with the run's chain key would say about the database."""
     settings = get_settings().model_copy(
-        update={"database": DatabaseSettings(statement_timeout_ms=0)}
+        update={"database": DatabaseSettings(statement_timeout_ms=0), "audit": audit}
     )
     return describe(await verify_chain(settings, url=url))
 
@@ -485,6 +492,8 @@ def run(options: argparse.Namespace) -> None:
         connections=tuple(options.connections),
     )
     security = bench_security()
+    # A fresh chain key: production refuses the development one.
+    audit = AuditSettings(chain_key=SecretStr(secrets.token_urlsafe(48)), chain_key_id="bench")
     password = secrets.token_hex(16)
     hasher = PasswordHasher(
         time_cost=security.argon2_time_cost,
@@ -493,11 +502,14 @@ def run(options: argparse.Namespace) -> None:
         type=Type.ID,
     )
     plan = seed.SeedPlan(
-        password_hash=hasher.hash(password), users=options.users, audit_events=options.audit_events
+        password_hash=hasher.hash(password),
+        chain_keys=ChainKeys.from_settings(audit),
+        users=options.users,
+        audit_events=options.audit_events,
     )
     server_url = bench_server_url()
     out(f"seeding {seed.DATABASE_NAME} on {describe_server(server_url)} …")
-    url, seed_seconds, chain = asyncio.run(prepare_database(server_url, plan))
+    url, seed_seconds, chain = asyncio.run(prepare_database(server_url, plan, audit))
     out(f"seeded in {sum(seed_seconds.values()):.1f} s {seed_seconds}; audit chain {chain}")
     argon2_rate = argon2_verify_rate(pin, security, seconds=max(options.duration, 3))
     out(f"raw argon2id verify: {argon2_rate:.1f}/s on one core")
@@ -528,16 +540,20 @@ def run(options: argparse.Namespace) -> None:
     bench_ceiling(
         bench,
         report,
-        env=server_environment(database_url=url, security=security, overrides=options.set),
+        env=server_environment(
+            database_url=url, security=security, audit=audit, overrides=options.set
+        ),
     )
     bench_api(
         bench,
         report,
-        env=server_environment(database_url=url, security=security, overrides=options.set),
+        env=server_environment(
+            database_url=url, security=security, audit=audit, overrides=options.set
+        ),
         accounts=mint_accounts(plan, security, password),
     )
     report.extra["argon2_verify_per_s"] = round(argon2_rate, 1)
-    report.meta["chain_after_bench"] = asyncio.run(chain_state(url))
+    report.meta["chain_after_bench"] = asyncio.run(chain_state(url, audit))
     summarise(report, security=security, argon2_rate=argon2_rate)
     report.notes.append(f"audit chain after the bench: {report.meta['chain_after_bench']}")
     path = write_results(report)

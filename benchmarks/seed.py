@@ -28,7 +28,6 @@ from app import devdb
 from app.audit.actions import AuditAction
 from app.audit.chain import HASHED_FIELDS, ChainEntry, ChainKeys, entry_hash
 from app.audit.models import GENESIS_HASH
-from app.core.config import get_settings
 from app.core.db import async_url
 from tests.database import migrate
 
@@ -56,6 +55,8 @@ class SeedPlan:
     """How much to seed, and the one password hash every account shares."""
 
     password_hash: str
+    chain_keys: ChainKeys
+    """The audit chain's keys, the same the served API is given."""
     users: int = 10_000
     token_users: int = 100
     """Members 1 … token_users get sessions; the read scenarios act as them."""
@@ -171,10 +172,8 @@ async def seed_audit(connection: asyncpg.Connection, plan: SeedPlan) -> None:
     """Append the chain in chunks, then move its head to the last entry once."""
     last: tuple[Any, ...] | None = None
     chunk: list[tuple[Any, ...]] = []
-    # Signed with the key of this process's settings, which the served API verifies with.
-    keys = ChainKeys.from_settings(get_settings().audit)
     rows = audit_entries(
-        count=plan.audit_events, users=plan.users, end=datetime.now(UTC), keys=keys
+        count=plan.audit_events, users=plan.users, end=datetime.now(UTC), keys=plan.chain_keys
     )
     for row in rows:
         chunk.append(row)
