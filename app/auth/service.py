@@ -227,7 +227,7 @@ class SessionService:
 
 
 class CurrentPasswordThrottled(RateLimited):
-    """Too many wrong current passwords on this account; `Retry-After` says when to retry."""
+    """Too many wrong current passwords on this account; `retry_after_s` says when to retry."""
 
     code = "current-password-throttled"
     title = "Too many wrong current passwords"
@@ -260,7 +260,10 @@ class PasswordCheckService:
     async def confirm(
         self, *, user_id: uuid.UUID, password_hash: str, password: str, purpose: str
     ) -> None:
-        """Return if `password` is the user's; raise 403 if not, 429 while slowed down."""
+        """Return if `password` is the user's; raise `CurrentPasswordInvalid` if not.
+
+        While the account's checks are slowed down, raise `CurrentPasswordThrottled`.
+        """
         reservation = await self.check(
             user_id=user_id, password_hash=password_hash, password=password, purpose=purpose
         )
@@ -284,7 +287,7 @@ class PasswordCheckService:
             wait_s = (reservation.until - self.clock()).total_seconds() if reservation.until else 1
             raise CurrentPasswordThrottled(
                 "Too many wrong current passwords; try again later.",
-                headers={"Retry-After": str(max(math.ceil(wait_s), 1))},
+                retry_after_s=max(math.ceil(wait_s), 1),
             )
         if not await self.passwords.verify(password_hash=password_hash, password=password):
             await self.audit.record(
@@ -297,7 +300,7 @@ class PasswordCheckService:
                     "blocked_until": _iso(reservation.blocked_until),
                 },
             )
-            # The 403 rolls the request back; the count and its entry must outlive it.
+            # The refusal rolls the request back; the count and its entry must outlive it.
             await commit_early(self.session)
             security_event(
                 SecurityReason.WRONG_CURRENT_PASSWORD,
@@ -548,7 +551,7 @@ class AuthService:
                 "blocked_until": _iso(reservation.blocked_until),
             },
         )
-        # The 401 rolls the request's unit of work back; the entry must outlive it.
+        # The refusal rolls the request's unit of work back; the entry must outlive it.
         await commit_early(self.session)
         security_event(
             SecurityReason.LOGIN_FAILED,
@@ -583,7 +586,7 @@ class AuthService:
             entity_id=auth_session.id,
             after={"generation": token.generation},
         )
-        # As with failed logins: the revocation must outlive the 401 that follows.
+        # As with failed logins: the revocation must outlive the refusal that follows.
         await commit_early(self.session)
         security_event(SecurityReason.REFRESH_REUSED, session_id=str(auth_session.id))
         raise InvalidRefreshToken

@@ -143,6 +143,17 @@ class RateLimited(AppError):
     code = "rate-limited"
     title = "Too many requests"
 
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        retry_after_s: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ):
+        # Services say how long to wait; the header that carries it is the edge's business.
+        wait = {} if retry_after_s is None else {"Retry-After": str(retry_after_s)}
+        super().__init__(detail, headers={**(headers or {}), **wait})
+
 
 class InternalError(AppError):
     """Something failed that the caller cannot fix; details stay in the logs."""

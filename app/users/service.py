@@ -58,7 +58,7 @@ class PasswordPolicy(Protocol):
     """What users needs from auth's password service: policy-checked hashing."""
 
     async def hash_new(self, *, password: str, email: str, field: str = "password") -> str:
-        """Check a new password against the policy (422 naming `field`), then hash it."""
+        """Check a new password against the policy (`ValidationFailed`), then hash it."""
         ...
 
 
@@ -68,7 +68,7 @@ class PasswordConfirmer(Protocol):
     async def confirm(
         self, *, user_id: uuid.UUID, password_hash: str, password: str, purpose: str
     ) -> None:
-        """Return if the password is right; raise `CurrentPasswordInvalid` (or 429) if not."""
+        """Return if the password is right; raise `CurrentPasswordInvalid` (or a throttle error)."""
         ...
 
 
@@ -152,7 +152,7 @@ class UserService:
             version=1,
         )
         try:
-            # A savepoint turns the race with a concurrent sign-up into a 409, not a 500.
+            # A savepoint turns the race with a concurrent sign-up into `EmailTaken`, not a crash.
             async with self.session.begin_nested():
                 await self.repository.add(user=user)
         except IntegrityError as exc:
@@ -182,7 +182,7 @@ class UserService:
         return None if user is None else credentials(user)
 
     async def credentials(self, *, user_id: uuid.UUID) -> Credentials:
-        """Login data of an account, unlocked (or 404)."""
+        """Login data of an account, unlocked (`UserNotFound`)."""
         return credentials(await self.get(user_id=user_id))
 
     async def lock_credentials(self, *, user_id: uuid.UUID) -> Credentials:
@@ -309,7 +309,7 @@ class UserService:
             )
         try:
             # Another account may take the address between the check and this write: the
-            # savepoint turns the unique violation into a 409 and keeps the request usable.
+            # savepoint turns the unique violation into `EmailTaken` and keeps the request usable.
             async with self.session.begin_nested():
                 return await self.repository.update_versioned(
                     user_id=user.id, version=user.version, values=values
