@@ -25,7 +25,7 @@ from app.core.db import SessionDep
 from app.core.errors import AppError, Forbidden, Unauthorized
 from app.core.security import InvalidToken, TokenCodec
 from app.core.security_events import SecurityReason, security_event
-from app.users.schemas import Role
+from app.users.schemas import Role, UserRead
 from app.users.service import build_user_service
 
 LOGIN_PATH = "/api/v1/auth/login"
@@ -48,6 +48,8 @@ class Principal:
     id: uuid.UUID
     role: Role
     session_id: uuid.UUID
+    account: UserRead
+    """The caller's account as the guard's query read it in this request's transaction."""
 
 
 class NotAuthenticated(Unauthorized):
@@ -129,13 +131,13 @@ async def get_current_user(
     except InvalidToken as exc:
         security_event(SecurityReason.TOKEN_REJECTED, problem=str(exc))
         raise NotAuthenticated("The access token is invalid or expired.") from exc
-    row = await sessions.caller(user_id=user_id, session_id=session_id)
-    if row is None:
+    account = await sessions.caller(user_id=user_id, session_id=session_id)
+    if account is None:
         security_event(
             SecurityReason.TOKEN_REJECTED, problem="session_over", session_id=str(session_id)
         )
         raise NotAuthenticated("The session has ended; log in again.")
-    principal = Principal(id=row.id, role=Role(row.role), session_id=session_id)
+    principal = Principal(id=account.id, role=account.role, session_id=session_id, account=account)
     bind_actor(actor_id=principal.id, actor_role=principal.role.value)
     return principal
 

@@ -9,6 +9,7 @@ from sqlalchemy import (
     Boolean,
     ColumnElement,
     DateTime,
+    Integer,
     Interval,
     Row,
     String,
@@ -34,14 +35,22 @@ from app.auth.policy import MAX_DOUBLINGS, DelayPolicy
 USERS = table(
     "users",
     column("id", Uuid),
+    column("email", String),
+    column("full_name", String),
     column("role", String),
     column("is_active", Boolean),
+    column("version", Integer),
+    column("created_at", DateTime(timezone=True)),
+    column("updated_at", DateTime(timezone=True)),
+    column("last_login_at", DateTime(timezone=True)),
 )
-"""The three columns of users' table the guard reads.
+"""The columns of users' table the guard reads: the caller's whole public representation.
 
 The guard must check user and session in one round trip, so it joins the table (which
 the sessions' foreign key names already) instead of asking UserService; declaring the
-columns here keeps auth off users' models. Every write to users goes through UserService.
+columns here keeps auth off users' models. It reads every column of `UserRead`, so a
+route about the caller (`GET /users/me`) needs no second query. Every write to users
+goes through UserService.
 """
 
 
@@ -53,10 +62,10 @@ class AuthRepository:
 
     async def principal(
         self, *, user_id: uuid.UUID, session_id: uuid.UUID, now: datetime, idle: timedelta
-    ) -> Row[uuid.UUID, str] | None:
-        """The user's id and role if the user is active and the session live."""
+    ) -> Row[Any] | None:
+        """The user's public columns if the user is active and the session live."""
         statement = (
-            select(USERS.c.id, USERS.c.role)
+            select(*USERS.c)
             .join(AuthSession, AuthSession.user_id == USERS.c.id)
             .where(
                 AuthSession.id == session_id,

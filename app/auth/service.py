@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import NoReturn
 
-from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.actions import AuditAction, AuditEntity
@@ -134,13 +133,12 @@ class SessionService:
             counted_before=now - retention, now=now, limit=limit
         )
 
-    async def caller(
-        self, *, user_id: uuid.UUID, session_id: uuid.UUID
-    ) -> Row[uuid.UUID, str] | None:
-        """Id and role of an active user whose session is live (not ended, idle, expired)."""
-        return await self.repository.principal(
+    async def caller(self, *, user_id: uuid.UUID, session_id: uuid.UUID) -> UserRead | None:
+        """The account of an active user whose session is live (not ended, idle, expired)."""
+        row = await self.repository.principal(
             user_id=user_id, session_id=session_id, now=self.clock(), idle=self.idle_timeout
         )
+        return None if row is None else UserRead.model_validate(row)
 
     async def start(self, *, user_id: uuid.UUID) -> tuple[AuthSession, str]:
         """Open a session for a user; return it with its first refresh token."""

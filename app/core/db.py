@@ -73,7 +73,10 @@ def create_engine(settings: DatabaseSettings, *, url: str) -> AsyncEngine:
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
         pool_timeout=settings.pool_timeout_s,
-        pool_pre_ping=True,
+        # No pre-ping: it costs a round trip on every checkout. A connection the server
+        # killed fails its first statement, which answers 503 and invalidates the whole
+        # pool (every connection opened before the failure is replaced on checkout), so
+        # at most one request per process sees a dead connection after a restart.
         connect_args={
             "timeout": settings.connect_timeout_s,
             "server_settings": {

@@ -11,7 +11,9 @@ from typing import Any
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient, Response
-from sqlalchemy.engine import make_url
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 PROBLEM_KEYS = {"type", "title", "status", "detail", "instance", "code", "request_id"}
 
@@ -138,3 +140,18 @@ def assert_invalid_fields(response: Response, *fields: str) -> list[dict[str, An
     errors: list[dict[str, Any]] = response.json()["errors"]
     assert {error["field"] for error in errors} == set(fields), errors
     return errors
+
+
+@contextlib.contextmanager
+def captured_statements(engine: AsyncEngine) -> Iterator[list[tuple[str, Any]]]:
+    """Record the SQL and parameters sent to the server."""
+    seen: list[tuple[str, Any]] = []
+
+    def record(_conn: Connection, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        seen.append((statement, parameters))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)

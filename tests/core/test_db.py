@@ -314,6 +314,29 @@ async def test_killed_connection_is_503(client: AsyncClient) -> None:
     assert again.json() == {"status": "ok"}
 
 
+async def test_requests_reconnect_after_the_server_kills_every_connection(
+    scratch_url: str, engine: AsyncEngine
+) -> None:
+    app = build(scratch_url, pool_size=3, max_overflow=0)
+    add_routes(app)
+
+    async with serve(app) as client:
+        pooled: AsyncEngine = app.state.engine
+        # Fill the pool with three idle connections, as a busy process would have.
+        held = [await pooled.connect() for _ in range(3)]
+        pids = [(await c.execute(text("SELECT pg_backend_pid()"))).scalar_one() for c in held]
+        for connection in held:
+            await connection.close()
+        async with engine.connect() as killer:
+            for pid in pids:
+                await killer.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        statuses = [(await client.get("/timeouts")).status_code for _ in range(4)]
+    # Without a pre-ping the first request may meet a dead connection (503); that failure
+    # invalidates the pool, so every request after it gets a fresh connection.
+    assert statuses.count(503) <= 1, statuses
+    assert statuses[1:] == [200, 200, 200], statuses
+
+
 async def test_pool_exhaustion_is_503(scratch_url: str) -> None:
     app = build(scratch_url, pool_size=1, max_overflow=0, pool_timeout_s=0.2)
     add_routes(app)

@@ -6,7 +6,6 @@ import hmac
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,8 +13,7 @@ import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
 from pydantic import BaseModel
-from sqlalchemy import DateTime, Select, event, select, text
-from sqlalchemy.engine import Connection
+from sqlalchemy import DateTime, Select, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -30,7 +28,7 @@ from app.core.pagination import (
 )
 from app.factory import create_app
 from tests.conftest import make_settings
-from tests.core.support import assert_problem, serve
+from tests.core.support import assert_problem, captured_statements, serve
 
 ROWS = 10_000
 PAGE = 25
@@ -106,21 +104,6 @@ async def paging(scratch_url: str) -> AsyncIterator[tuple[FastAPI, AsyncClient]]
             )
             await connection.execute(text("ANALYZE paging_entry"))
         yield app, client
-
-
-@contextmanager
-def captured_statements(engine: AsyncEngine) -> Iterator[list[tuple[str, Any]]]:
-    """Record the SQL and parameters sent to the server."""
-    seen: list[tuple[str, Any]] = []
-
-    def record(_conn: Connection, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        seen.append((statement, parameters))
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
 async def test_walking_every_page_returns_every_row_once(
