@@ -29,6 +29,7 @@ from app.core.middleware import (
 from app.core.openapi import COMMON_PROBLEMS, complete_document, operation_id
 from app.core.pagination import CursorCodec
 from app.core.security import PasswordHasher, TokenCodec, share_one_malloc_arena
+from app.core.verified_tokens import VerifiedTokens
 from app.users.router import router as users_router
 
 API_PREFIX = "/api/v1"
@@ -96,7 +97,7 @@ class RoombookAPI(FastAPI):
         """Wrap the standard stack with the edge middleware."""
         settings: Settings = self.state.settings
         stack = super().build_middleware_stack()
-        stack = ConcurrencyLimitMiddleware(stack, limit=settings.server.max_concurrent_requests)
+        stack = ConcurrencyLimitMiddleware(stack, limit=settings.concurrency_limit)
         stack = SecurityHeadersMiddleware(
             stack, hsts=settings.is_production, no_store_prefix=f"{API_PREFIX}/"
         )
@@ -135,6 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     share_one_malloc_arena()
     app.state.password_hasher = PasswordHasher.from_settings(settings.security)
     app.state.token_codec = TokenCodec(settings.security)
+    app.state.verified_tokens = VerifiedTokens(app.state.token_codec)
     app.state.cursor_codec = CursorCodec(settings.security.jwt_secret.get_secret_value().encode())
     app.state.rate_limiter = RateLimiter(settings.rate_limit)
     _add_middleware(app, settings)

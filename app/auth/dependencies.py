@@ -23,8 +23,9 @@ from app.core.config import Settings
 from app.core.context import bind_actor, current_context
 from app.core.db import SessionDep
 from app.core.errors import AppError, Forbidden, Unauthorized
-from app.core.security import InvalidToken, TokenCodec
+from app.core.security import InvalidToken
 from app.core.security_events import SecurityReason, security_event
+from app.core.verified_tokens import VerifiedTokens
 from app.users.schemas import Role, UserRead
 from app.users.service import build_user_service
 
@@ -124,9 +125,10 @@ async def get_current_user(
     """
     if not token:
         raise NotAuthenticated("Log in and send the access token as a Bearer token.")
-    codec: TokenCodec = request.app.state.token_codec
+    # The signature is checked once per token; the session below is checked every time.
+    tokens: VerifiedTokens = request.app.state.verified_tokens
     try:
-        claims = codec.decode(token)
+        claims = tokens.decode(token)
         user_id, session_id = _claim_ids(claims)
     except InvalidToken as exc:
         security_event(SecurityReason.TOKEN_REJECTED, problem=str(exc))

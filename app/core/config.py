@@ -12,6 +12,14 @@ Environment = Literal["development", "test", "production"]
 DEV_JWT_SECRET = "roombook-development-signing-secret-change-me"  # noqa: S105
 DEV_AUDIT_CHAIN_KEY = "roombook-development-audit-chain-key-change-me"
 MIN_SECRET_BYTES = 32
+REQUESTS_PER_CONNECTION = 4
+"""Default requests in progress per pooled connection (pool size + overflow).
+
+A request holds its connection for only part of its time (parsing, the token, the
+answer and the log line run without it), and one waiting for a connection is served
+within milliseconds, so a few requests per connection keep the pool busy without a
+queue; far more would wait out `DATABASE__POOL_TIMEOUT_S` and are better shed at once.
+"""
 OWASP_MIN_MEMORY_KIB = 19_456
 OWASP_MIN_TIME_COST = 2
 
@@ -103,8 +111,9 @@ class ServerSettings(BaseModel):
     """Port uvicorn listens on."""
     workers: int = Field(default=2, ge=1)
     """Worker processes of `make serve`."""
-    max_concurrent_requests: int = Field(default=40, ge=1)
-    """Requests one process serves at once; more get a 503 problem with `Retry-After`."""
+    max_concurrent_requests: int | None = Field(default=None, ge=1)
+    """Requests one process serves at once; more get a 503 problem with `Retry-After`.
+    Unset means `REQUESTS_PER_CONNECTION` per pooled connection (see `concurrency_limit`)."""
     keep_alive_timeout_s: int = Field(default=5, ge=1)
     """An idle keep-alive connection is closed after this long."""
     header_timeout_s: float = Field(default=10.0, gt=0)
@@ -241,6 +250,13 @@ class Settings(BaseSettings):
     def is_production(self) -> bool:
         """Whether the strict production rules apply."""
         return self.environment == "production"
+
+    @property
+    def concurrency_limit(self) -> int:
+        """Requests one process serves at once: the setting, else 4 per pooled connection."""
+        if self.server.max_concurrent_requests is not None:
+            return self.server.max_concurrent_requests
+        return REQUESTS_PER_CONNECTION * (self.database.pool_size + self.database.max_overflow)
 
     @property
     def docs_enabled(self) -> bool:

@@ -5,7 +5,7 @@ import asyncio
 import pytest
 from fastapi import FastAPI
 
-from app.core.config import ServerSettings
+from app.core.config import DatabaseSettings, ServerSettings
 from app.factory import create_app
 from tests.conftest import make_settings
 from tests.core.support import assert_problem, serve
@@ -85,3 +85,14 @@ async def test_failed_requests_give_their_place_back(held_app: tuple[FastAPI, Ga
         after = await client.get("/quick")
     assert crashed == [500] * LIMIT
     assert after.status_code == 200
+
+
+def test_the_default_limit_follows_the_pool(database_url: str) -> None:
+    default = make_settings(database_url)
+    assert default.server.max_concurrent_requests is None
+    # 64 clients (the bench's middle load) fit; 256 are shed rather than queued.
+    assert default.concurrency_limit == 4 * (10 + 10) == 80
+    small = make_settings(database_url, database=DatabaseSettings(pool_size=3, max_overflow=2))
+    assert small.concurrency_limit == 20
+    fixed = make_settings(database_url, server=ServerSettings(max_concurrent_requests=7))
+    assert fixed.concurrency_limit == 7
