@@ -14,6 +14,7 @@ from sqlalchemy import (
     Row,
     String,
     Uuid,
+    bindparam,
     case,
     column,
     delete,
@@ -53,6 +54,22 @@ route about the caller (`GET /users/me`) needs no second query. Every write to u
 goes through UserService.
 """
 
+SESSIONS = AuthSession.__table__
+PRINCIPAL = (
+    select(*USERS.c)
+    .join(SESSIONS, SESSIONS.c.user_id == USERS.c.id)
+    .where(
+        SESSIONS.c.id == bindparam("session_id"),
+        USERS.c.id == bindparam("user_id"),
+        USERS.c.is_active.is_(True),
+        SESSIONS.c.revoked_at.is_(None),
+        SESSIONS.c.expires_at > bindparam("now"),
+        SESSIONS.c.last_used_at > bindparam("idle_since"),
+    )
+)
+"""The guard's query, built once: every request runs it, so it is a Core statement with
+parameters instead of an ORM expression assembled per call."""
+
 
 class AuthRepository:
     """Reads and writes sessions, refresh tokens and throttles in the caller's session."""
@@ -64,19 +81,13 @@ class AuthRepository:
         self, *, user_id: uuid.UUID, session_id: uuid.UUID, now: datetime, idle: timedelta
     ) -> Row[Any] | None:
         """The user's public columns if the user is active and the session live."""
-        statement = (
-            select(*USERS.c)
-            .join(AuthSession, AuthSession.user_id == USERS.c.id)
-            .where(
-                AuthSession.id == session_id,
-                USERS.c.id == user_id,
-                USERS.c.is_active.is_(True),
-                AuthSession.revoked_at.is_(None),
-                AuthSession.expires_at > now,
-                AuthSession.last_used_at > now - idle,
-            )
-        )
-        return (await self.session.execute(statement)).one_or_none()
+        parameters = {
+            "user_id": user_id,
+            "session_id": session_id,
+            "now": now,
+            "idle_since": now - idle,
+        }
+        return (await self.session.execute(PRINCIPAL, parameters)).one_or_none()
 
     async def add_session(self, *, auth_session: AuthSession) -> AuthSession:
         """Insert a session."""
