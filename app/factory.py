@@ -21,9 +21,7 @@ from app.core.logging import configure_logging
 from app.core.media import require_body_media_type
 from app.core.middleware import (
     BodySizeLimitMiddleware,
-    ConcurrencyLimitMiddleware,
-    RequestContextMiddleware,
-    SecurityHeadersMiddleware,
+    EdgeMiddleware,
     TrustedHostMiddleware,
 )
 from app.core.openapi import COMMON_PROBLEMS, complete_document, operation_id
@@ -87,21 +85,22 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 class RoombookAPI(FastAPI):
-    """FastAPI with request context and security headers wrapped around everything.
+    """FastAPI with the edge layer (request context, headers, shedding) around everything.
 
     Starlette answers unhandled exceptions in its outermost middleware, so headers and
-    request ids added with `add_middleware` would miss 500 responses; these wrap it.
+    request ids added with `add_middleware` would miss 500 responses; the edge layer wraps it.
     """
 
     def build_middleware_stack(self) -> ASGIApp:
         """Wrap the standard stack with the edge middleware."""
         settings: Settings = self.state.settings
-        stack = super().build_middleware_stack()
-        stack = ConcurrencyLimitMiddleware(stack, limit=settings.concurrency_limit)
-        stack = SecurityHeadersMiddleware(
-            stack, hsts=settings.is_production, no_store_prefix=f"{API_PREFIX}/"
+        return EdgeMiddleware(
+            super().build_middleware_stack(),
+            trusted_proxies=settings.http.trusted_proxies,
+            hsts=settings.is_production,
+            no_store_prefix=f"{API_PREFIX}/",
+            limit=settings.concurrency_limit,
         )
-        return RequestContextMiddleware(stack, trusted_proxies=settings.http.trusted_proxies)
 
     def openapi(self) -> dict[str, Any]:
         """The generated document, completed with what the edge and settings enforce."""

@@ -75,19 +75,42 @@ class ProxyTrust:
         return claimed.lower() if claimed.lower() in ("http", "https") else own
 
 
-class RequestContextMiddleware:
-    """Assign the request id, bind the request context, write the access log line.
+class EdgeMiddleware:
+    """The outermost layer: request id and context, access log, security headers, shedding.
 
-    Wraps the whole app (outside Starlette's error middleware), so it also sees the
-    500s and logs each unhandled exception once, with traceback and request id.
+    One layer with one `send` wrapper does what three did, since every response passes
+    through all of it. It wraps the whole app (outside Starlette's error middleware), so
+    it also sees the 500s: they get the request id and the security headers too, and each
+    unhandled exception is logged once, with traceback and request id.
+
+    Security headers go on every response; responses under `no_store_prefix` (the API)
+    also get `Cache-Control: no-store`.
+
+    Load shedding: beyond `limit` requests in progress a request is answered at once with
+    a 503 problem. Queueing more work than the pool and the hash threads can serve only
+    makes every request slow; a quick 503 with `Retry-After` lets clients and balancers
+    back off. The liveness probe is never shed, so an overloaded process is not
+    restarted for it.
     """
 
-    def __init__(self, app: ASGIApp, *, trusted_proxies: list[str]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        trusted_proxies: list[str],
+        hsts: bool,
+        no_store_prefix: str,
+        limit: int,
+    ) -> None:
         self.app = app
         self.proxies = ProxyTrust(trusted_proxies)
+        self.hsts = hsts
+        self.no_store_prefix = no_store_prefix
+        self.limit = limit
+        self.in_progress = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Run one request inside its own context."""
+        """Run one request inside its own context and decorate its response."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -105,49 +128,39 @@ class RequestContextMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
+        path: str = scope["path"]
+        docs = path.startswith(DOCS_PATHS)
+        api = path.startswith(self.no_store_prefix)
         status = 500
         started = time.perf_counter()
 
-        async def send_with_id(message: Message) -> None:
+        async def send_decorated(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+                response_headers = MutableHeaders(scope=message)
+                self._secure(response_headers, docs=docs, api=api)
+                response_headers[REQUEST_ID_HEADER] = request_id
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            await self._admit(scope, receive, send_decorated)
         except Exception:
             # The error middleware already answered with a problem document; log it once.
-            error_log.exception("unhandled exception", path=scope["path"])
+            error_log.exception("unhandled exception", path=path)
         finally:
             access_log.info(
                 "request",
                 method=scope["method"],
-                path=scope["path"],
+                path=path,
                 status=status,
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
                 client_ip=context.client_ip,
                 user_id=str(context.actor_id) if context.actor_id else None,
             )
 
-
-class ConcurrencyLimitMiddleware:
-    """Shed load: beyond `limit` requests in progress, answer a 503 problem at once.
-
-    Queueing more work than the pool and the hash threads can serve only makes every
-    request slow; a quick 503 with `Retry-After` lets clients and balancers back off.
-    The liveness probe is never shed, so an overloaded process is not restarted for it.
-    """
-
-    def __init__(self, app: ASGIApp, *, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-        self.in_progress = 0
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Count the request in, or refuse it when the limit is reached."""
-        if scope["type"] != "http" or scope["path"] == LIVENESS_PATH:
+    async def _admit(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"] == LIVENESS_PATH:
             await self.app(scope, receive, send)
             return
         # One event loop per process: the check and the increment cannot interleave.
@@ -164,43 +177,18 @@ class ConcurrencyLimitMiddleware:
         finally:
             self.in_progress -= 1
 
-
-class SecurityHeadersMiddleware:
-    """Add security headers to every response, error responses included.
-
-    Responses under `no_store_prefix` (the API) also get `Cache-Control: no-store`.
-    """
-
-    def __init__(self, app: ASGIApp, *, hsts: bool, no_store_prefix: str) -> None:
-        self.app = app
-        self.hsts = hsts
-        self.no_store_prefix = no_store_prefix
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Decorate the response start with the headers."""
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        docs = scope["path"].startswith(DOCS_PATHS)
-        api = scope["path"].startswith(self.no_store_prefix)
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                headers["x-content-type-options"] = "nosniff"
-                headers["x-frame-options"] = "DENY"
-                headers["referrer-policy"] = "no-referrer"
-                headers["cross-origin-opener-policy"] = "same-origin"
-                headers["content-security-policy"] = DOCS_CSP if docs else API_CSP
-                if self.hsts:
-                    headers["strict-transport-security"] = "max-age=63072000; includeSubDomains"
-                if api:
-                    # API answers carry personal data (accounts, sessions, audit): no
-                    # browser or shared cache may keep a copy.
-                    headers["cache-control"] = "no-store"
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+    def _secure(self, headers: MutableHeaders, *, docs: bool, api: bool) -> None:
+        headers["x-content-type-options"] = "nosniff"
+        headers["x-frame-options"] = "DENY"
+        headers["referrer-policy"] = "no-referrer"
+        headers["cross-origin-opener-policy"] = "same-origin"
+        headers["content-security-policy"] = DOCS_CSP if docs else API_CSP
+        if self.hsts:
+            headers["strict-transport-security"] = "max-age=63072000; includeSubDomains"
+        if api:
+            # API answers carry personal data (accounts, sessions, audit): no browser or
+            # shared cache may keep a copy.
+            headers["cache-control"] = "no-store"
 
 
 async def send_problem(scope: Scope, send: Send, error: AppError) -> None:
