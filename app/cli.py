@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from app.audit.chain import ChainAnchor
 
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
-APP_FACTORY = "app.factory:create_app"
+APP_FACTORY = "app.factory:create_served_app"
 ADMIN_PASSWORD_ENV = "ROOMBOOK_ADMIN_PASSWORD"  # noqa: S105 - the variable's name
 PRUNE_BATCH_SIZE = 1000
 """Rows deleted per transaction by `prune`: short locks, bounded WAL per commit."""

@@ -2,6 +2,8 @@
 
 import argparse
 import asyncio
+import gc
+import importlib
 import json
 import logging
 import os
@@ -12,6 +14,7 @@ from typing import Any
 import pytest
 import uvicorn
 from alembic import command
+from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
 from app import cli, devdb
@@ -279,3 +282,17 @@ def test_db_stop_reports_a_failed_stop(
     with caplog.at_level(logging.WARNING, logger="roombook.devdb"):
         cli.cmd_db_stop(argparse.Namespace())
     assert "pg_ctl could not stop the embedded server" in caplog.text
+
+
+def test_the_served_app_freezes_its_start_up_objects(
+    monkeypatch: pytest.MonkeyPatch, database_url: str
+) -> None:
+    monkeypatch.setenv("DATABASE__URL", database_url)
+    module, name = cli.APP_FACTORY.split(":")
+    factory = getattr(importlib.import_module(module), name)
+    try:
+        app = factory()
+        assert isinstance(app, FastAPI)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
