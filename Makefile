@@ -8,6 +8,10 @@ RUN := $(UV) run --locked
 PYTEST_ARGS ?=
 # The suite runs on this many processes (pytest-xdist); each gets its own test database.
 PYTEST_WORKERS ?= 2
+# Test runs keep compiled bytecode (and pytest's rewritten test modules) in __pycache__ even
+# where PYTHONDONTWRITEBYTECODE is set: every worker and CLI subprocess imports the whole app,
+# and recompiling it each time cost several seconds per process.
+TEST_ENV := PYTHONDONTWRITEBYTECODE=
 DOMAINS := core auth users audit bookings
 # `make bench-http BENCH_DURATION=2` is a quick smoke run (seconds per scenario and count).
 BENCH_DURATION ?=
@@ -36,13 +40,13 @@ serve: install ## Serve like production: no reload, workers from settings, proxy
 	$(RUN) python -m app.cli serve
 
 test: install ## Run the whole suite with coverage (fails under 90%)
-	$(RUN) pytest -n $(PYTEST_WORKERS) --cov=app --cov-report=term --cov-fail-under=90 $(PYTEST_ARGS)
+	$(TEST_ENV) $(RUN) pytest -n $(PYTEST_WORKERS) --cov=app --cov-report=term --cov-fail-under=90 $(PYTEST_ARGS)
 
 fuzz: install ## Long Schemathesis run over every operation as each role (FUZZ_EXAMPLES, default 200)
 	FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),200) $(RUN) pytest tests/core/test_schemathesis.py -p no:randomly $(PYTEST_ARGS)
 
 test-%: install ## Run one domain's suite, e.g. make test-auth
-	$(RUN) pytest tests/$* $(PYTEST_ARGS)
+	$(TEST_ENV) $(RUN) pytest tests/$* $(PYTEST_ARGS)
 
 check: install ## Lint, format check, strict type check and import contracts
 	$(RUN) ruff check .
