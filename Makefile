@@ -19,8 +19,8 @@ BENCH_ARGS ?=
 AUDIT_BENCH_ARGS ?=
 
 .PHONY: help install run serve test $(addprefix test-,$(DOMAINS)) check fmt migrate \
-	makemigration downgrade db-start db-stop openapi docker-build up down clean create-admin \
-	audit-verify audit-anchor bench bench-audit bench-http prune fuzz
+	grant-app-role makemigration downgrade db-start db-stop openapi docker-build up down clean \
+	create-admin audit-verify audit-anchor bench bench-audit bench-http prune fuzz
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_%-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -60,6 +60,9 @@ fmt: install ## Format and auto-fix lint findings
 
 migrate: install ## Apply migrations up to head
 	$(RUN) python -m app.cli migrate
+
+grant-app-role: install ## Give a role exactly the API's privileges, as the owner [ROLE=name]
+	$(RUN) python -m app.cli grant-app-role $(if $(ROLE),--role "$(ROLE)")
 
 makemigration: install ## Autogenerate a migration: make makemigration m="add rooms"
 	$(RUN) python -m app.cli makemigration -m "$(m)"

@@ -15,7 +15,7 @@ from alembic import command
 from alembic.config import Config
 from pydantic import ValidationError
 
-from app import devdb
+from app import dbroles, devdb
 from app.core.config import Settings, get_settings
 from app.core.logging import configure_logging
 from app.server import PROTOCOL
@@ -31,17 +31,22 @@ PRUNE_BATCH_SIZE = 1000
 
 
 def provide_database(*, keep_running: bool = False) -> str:
-    """Return the configured database URL, or start the embedded server and return its URL.
+    """Return the API's database URL, or start the embedded server and return its URL.
 
-    The URL is exported as `DATABASE__URL` so reloaders, workers and Alembic see it too.
+    On the embedded server the API connects as `roombook_app` (created when missing) and
+    migrations as the server's superuser; the URLs are exported as `DATABASE__URL` and
+    `DATABASE__MIGRATION_URL` so reloaders, workers and Alembic see them too.
     """
     configured = get_settings().database.url
     if configured is not None:
         return configured.get_secret_value()
     server_url = devdb.embedded_server_url(keep_running=keep_running)
     asyncio.run(devdb.ensure_database(server_url, devdb.DATABASE_NAME))
-    url = devdb.with_database(server_url, devdb.DATABASE_NAME)
+    asyncio.run(devdb.ensure_login_role(server_url, devdb.APP_ROLE))
+    owner_url = devdb.with_database(server_url, devdb.DATABASE_NAME)
+    url = devdb.with_user(owner_url, devdb.APP_ROLE)
     os.environ["DATABASE__URL"] = url
+    os.environ["DATABASE__MIGRATION_URL"] = owner_url
     get_settings.cache_clear()
     return url
 
@@ -51,10 +56,50 @@ def alembic_config() -> Config:
     return Config(str(ALEMBIC_INI))
 
 
+def owner_url() -> str:
+    """URL of the role owning the tables: `DATABASE__MIGRATION_URL`, else `DATABASE__URL`."""
+    configured = get_settings().database.owner_url
+    if configured is None:
+        raise SystemExit("DATABASE__URL is not set")
+    return configured.get_secret_value()
+
+
+def grant(*, role: str) -> None:
+    """Give `role` the API's privileges as the owner; exit 1 when the role is unfit."""
+    try:
+        asyncio.run(dbroles.grant_app_role(owner_url(), role=role))
+    except dbroles.RoleNotGrantable as exc:
+        raise SystemExit(f"grant-app-role: {exc}") from exc
+
+
+def migrate(revision: str) -> None:
+    """Upgrade as the owner, then re-grant the API's role so new tables are covered.
+
+    Nothing is granted when the API connects as the owner itself (one role, development).
+    """
+    command.upgrade(alembic_config(), revision)
+    database = get_settings().database
+    if database.url is None or database.migration_url is None:
+        return
+    role = dbroles.user_of(database.url.get_secret_value())
+    if role is not None and role != dbroles.user_of(database.migration_url.get_secret_value()):
+        grant(role=role)
+
+
 def cmd_migrate(args: argparse.Namespace) -> None:
     """Apply migrations up to a revision (head by default)."""
     provide_database()
-    command.upgrade(alembic_config(), args.revision)
+    migrate(args.revision)
+
+
+def cmd_grant_app_role(args: argparse.Namespace) -> None:
+    """Give a role exactly the API's privileges (the user of `DATABASE__URL` by default)."""
+    url = provide_database()
+    role = args.role or dbroles.user_of(url)
+    if role is None:
+        raise SystemExit("grant-app-role: name the role with --role")
+    grant(role=role)
+    sys.stdout.write(f"granted the API's privileges to {role}\n")
 
 
 def cmd_downgrade(args: argparse.Namespace) -> None:
@@ -98,7 +143,7 @@ def server_options(settings: Settings, *, reload: bool) -> dict[str, Any]:
 def cmd_run(args: argparse.Namespace) -> None:
     """Provide a database, migrate, and serve with auto-reload for development."""
     provide_database()
-    command.upgrade(alembic_config(), "head")
+    migrate("head")
     uvicorn.run(APP_FACTORY, **server_options(get_settings(), reload=True))
 
 
@@ -114,7 +159,9 @@ def cmd_db_start(args: argparse.Namespace) -> None:
         sys.stdout.write("DATABASE__URL is set: that server is used, nothing embedded started\n")
         return
     url = provide_database(keep_running=True)
-    sys.stdout.write(f"embedded PostgreSQL running: DATABASE__URL={url}\n")
+    sys.stdout.write(
+        f"embedded PostgreSQL running: DATABASE__URL={url} DATABASE__MIGRATION_URL={owner_url()}\n"
+    )
 
 
 def cmd_db_stop(args: argparse.Namespace) -> None:
@@ -216,6 +263,7 @@ def cmd_openapi(args: argparse.Namespace) -> None:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
     "migrate": cmd_migrate,
+    "grant-app-role": cmd_grant_app_role,
     "downgrade": cmd_downgrade,
     "makemigration": cmd_makemigration,
     "run": cmd_run,
@@ -235,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m app.cli", description="Roombook operations")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate").add_argument("revision", nargs="?", default="head")
+    sub.add_parser("grant-app-role").add_argument("--role", default=None)
     sub.add_parser("downgrade").add_argument("revision", nargs="?", default="-1")
     sub.add_parser("makemigration").add_argument("-m", "--message", required=True)
     sub.add_parser("openapi").add_argument("-o", "--output", default="openapi.json")

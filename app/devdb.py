@@ -1,5 +1,6 @@
 """The embedded PostgreSQL that `make run` and `make test` use when no server is configured."""
 
+import contextlib
 import logging
 import os
 import subprocess
@@ -10,6 +11,8 @@ from sqlalchemy.engine import make_url
 
 DATA_DIR = Path(".data/postgres")
 DATABASE_NAME = "roombook"
+APP_ROLE = "roombook_app"
+"""The login role the API connects as on the embedded server (the server's superuser migrates)."""
 
 log = logging.getLogger("roombook.devdb")
 # The server library narrates every step at INFO; only its warnings matter here.
@@ -68,6 +71,33 @@ async def ensure_database(server_url: str, name: str) -> None:
             await connection.execute(f'CREATE DATABASE "{name}"')
     finally:
         await connection.close()
+
+
+async def ensure_login_role(server_url: str, name: str) -> None:
+    """Create login role `name` (no other options, no password) unless it exists.
+
+    For the embedded server only, which trusts local connections; a real server's roles
+    are the operator's (README, Database roles).
+    """
+    connection = await connect(server_url)
+    try:
+        exists = await connection.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", name)
+        if not exists:
+            # Another process may create it in the meantime: then it exists, as wanted.
+            with contextlib.suppress(asyncpg.DuplicateObjectError):
+                await connection.execute(f"CREATE ROLE {quote_ident(name)} LOGIN")
+    finally:
+        await connection.close()
+
+
+def quote_ident(name: str) -> str:
+    """Quote a role, database or table name for a statement that cannot take a parameter."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def with_user(url: str, user: str, *, password: str | None = None) -> str:
+    """Point a URL at another login role (no password: the embedded server trusts local ones)."""
+    return make_url(url).set(username=user, password=password).render_as_string(hide_password=False)
 
 
 def with_database(server_url: str, name: str) -> str:

@@ -14,11 +14,15 @@ config = context.config
 
 
 def database_url() -> str:
-    """The URL migrations run against: an explicit `sqlalchemy.url`, else settings."""
+    """The URL migrations run against: an explicit `sqlalchemy.url`, else the owner's from settings.
+
+    Migrations create and alter tables, so they connect as the role that owns them
+    (`DATABASE__MIGRATION_URL`), never as the API's role, which owns nothing.
+    """
     explicit = config.get_main_option("sqlalchemy.url")
     if explicit:
         return async_url(explicit)
-    configured = get_settings().database.url
+    configured = get_settings().database.owner_url
     if configured is None:
         raise RuntimeError("DATABASE__URL is not set; run migrations through `make migrate`")
     return async_url(configured.get_secret_value())

@@ -2,7 +2,10 @@
 
 import asyncio
 import os
+import secrets
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from alembic import command
 from sqlalchemy.engine import make_url
@@ -45,3 +48,21 @@ async def migrate(url: str, revision: str = "head", *, down: bool = False) -> No
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     action = command.downgrade if down else command.upgrade
     await asyncio.to_thread(action, config, revision)
+
+
+@asynccontextmanager
+async def login_role(url: str, purpose: str, *, options: str = "") -> AsyncIterator[str]:
+    """A login role named after the database at `url`; yield its URL there, drop it after.
+
+    Roles are cluster-wide, so the name carries the run's database and `purpose`.
+    """
+    name = f"{make_url(url).database}_{purpose}"
+    password = secrets.token_hex(16)
+    quoted = devdb.quote_ident(name)
+    await _admin(url, f"CREATE ROLE {quoted} LOGIN PASSWORD '{password}' {options}")
+    try:
+        yield devdb.with_user(url, name, password=password)
+    finally:
+        # Its grants live in the database and must go before the role can.
+        await _admin(url, f"DROP OWNED BY {quoted}")
+        await _admin(url, f"DROP ROLE {quoted}")

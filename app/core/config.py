@@ -28,7 +28,10 @@ class DatabaseSettings(BaseModel):
     """Connection and pool settings for PostgreSQL."""
 
     url: SecretStr | None = None
-    """SQLAlchemy URL (`postgresql+asyncpg://…`); unset means the embedded server."""
+    """SQLAlchemy URL (`postgresql+asyncpg://…`) the API connects with, as its own role
+    that owns nothing (see README, Database roles); unset means the embedded server."""
+    migration_url: SecretStr | None = None
+    """URL migrations connect with, as the role that owns the tables; unset means `url`."""
     pool_size: int = Field(default=10, ge=1)
     """Connections kept open per process."""
     max_overflow: int = Field(default=10, ge=0)
@@ -47,6 +50,11 @@ class DatabaseSettings(BaseModel):
     """Log every SQL statement (through the redacting log pipeline)."""
     retry_attempts: int = Field(default=3, ge=1)
     """How often a request hit by a serialization failure or deadlock is run in all."""
+
+    @property
+    def owner_url(self) -> SecretStr | None:
+        """The URL migrations and grants connect with: `migration_url`, else `url`."""
+        return self.migration_url or self.url
 
 
 class SecuritySettings(BaseModel):

@@ -49,6 +49,8 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, fresh_settings: None) -> 
         (["serve"], {"command": "serve"}),
         (["db-start"], {"command": "db-start"}),
         (["db-stop"], {"command": "db-stop"}),
+        (["grant-app-role"], {"command": "grant-app-role", "role": None}),
+        (["grant-app-role", "--role", "api"], {"command": "grant-app-role", "role": "api"}),
     ],
 )
 def test_parser(argv: list[str], expected: dict[str, str]) -> None:
@@ -90,6 +92,7 @@ async def test_provide_database_without_url_uses_the_embedded_server(
     monkeypatch: pytest.MonkeyPatch, scratch_url: str
 ) -> None:
     name = make_url(scratch_url).database
+    assert name is not None
     server = server_url()
     started: list[bool] = []
 
@@ -99,17 +102,27 @@ async def test_provide_database_without_url_uses_the_embedded_server(
 
     monkeypatch.setattr(devdb, "embedded_server_url", embedded)
     monkeypatch.setattr(devdb, "DATABASE_NAME", name)
-    url = await asyncio.to_thread(cli.provide_database, keep_running=True)
+    # Roles are cluster-wide: this run's own name, dropped afterwards.
+    monkeypatch.setattr(devdb, "APP_ROLE", f"{name}_embedded_app")
+    try:
+        url = await asyncio.to_thread(cli.provide_database, keep_running=True)
+        await devdb.ensure_login_role(server, devdb.APP_ROLE)  # already there: nothing to do
+        connection = await devdb.connect(url)
+        assert await connection.fetchrow("SELECT current_database(), current_user") == (
+            name,
+            devdb.APP_ROLE,
+        )
+        await connection.close()
+    finally:
+        await _admin(server, f'DROP ROLE IF EXISTS "{devdb.APP_ROLE}"')
     assert started == [True]
-    assert make_url(url).database == name
-    # Exported so reloaders, workers and Alembic see the same database.
+    # Exported so reloaders, workers and Alembic see the same database: the API as its
+    # own role, migrations as the server's superuser.
     assert os.environ["DATABASE__URL"] == url
+    assert os.environ["DATABASE__MIGRATION_URL"] == devdb.with_database(server, name)
     configured = get_settings().database.url
     assert configured is not None
     assert configured.get_secret_value() == url
-    connection = await devdb.connect(url)
-    assert await connection.fetchval("SELECT current_database()") == name
-    await connection.close()
 
 
 async def test_ensure_database_creates_once() -> None:
@@ -240,9 +253,13 @@ def test_db_start_reports_the_embedded_url(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("DATABASE__URL", raising=False)
-    monkeypatch.setattr(cli, "provide_database", lambda *, keep_running: "postgresql://e/db")
+    monkeypatch.setattr(cli, "provide_database", lambda *, keep_running: "postgresql://app@e/db")
+    monkeypatch.setenv("DATABASE__MIGRATION_URL", "postgresql://owner@e/db")
     cli.main(["db-start"])
-    assert "embedded PostgreSQL running: DATABASE__URL=postgresql://e/db" in capsys.readouterr().out
+    assert (
+        "embedded PostgreSQL running: DATABASE__URL=postgresql://app@e/db "
+        "DATABASE__MIGRATION_URL=postgresql://owner@e/db"
+    ) in capsys.readouterr().out
 
 
 def test_cli_refuses_unsafe_production_settings_in_one_line(
