@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 
 from app import cli, devdb
 from app.audit.commands import verify_chain
+from app.auth.commands import prune_expired
 from app.core.config import AuthSettings
 from app.dbroles import APP_PRIVILEGES, RoleNotGrantable, grant_app_role
 from app.factory import create_app
@@ -240,6 +241,9 @@ async def test_the_app_works_end_to_end_as_the_api_role(operator_setup: tuple[st
         assert verified.json()["checked"] >= 6
     report = await verify_chain(settings, url=api)
     assert report.ok
+    # Pruning deletes as the same role; the logged-out session is gone.
+    removed = await prune_expired(settings, url=api, batch_size=100)
+    assert removed["auth_sessions"] >= 1
 
 
 async def bearer(client: AsyncClient, email: str) -> dict[str, str]:
