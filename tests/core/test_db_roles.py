@@ -117,17 +117,19 @@ async def test_the_api_role_cannot_rewrite_the_audit_trail_or_get_past_its_trigg
 
 async def test_the_head_it_may_update_still_never_moves_back(app_role_url: str) -> None:
     connection = await devdb.connect(app_role_url)
+    transaction = connection.transaction()
+    await transaction.start()
     try:
+        # Tests that commit empty the tables: the head comes back as the append restores
+        # it (and goes again with the rollback).
+        await connection.execute(
+            "INSERT INTO audit_chain_head (id, last_seq, last_hash) "
+            "VALUES (1, 0, repeat('0', 64)) ON CONFLICT DO NOTHING"
+        )
         with pytest.raises(asyncpg.InsufficientPrivilegeError, match="only advances"):
-            async with connection.transaction():
-                # Tests that commit empty the tables: the head comes back as the append
-                # restores it (rolled back with the refused update).
-                await connection.execute(
-                    "INSERT INTO audit_chain_head (id, last_seq, last_hash) "
-                    "VALUES (1, 0, repeat('0', 64)) ON CONFLICT DO NOTHING"
-                )
-                await connection.execute("UPDATE audit_chain_head SET last_seq = last_seq - 1")
+            await connection.execute("UPDATE audit_chain_head SET last_seq = last_seq - 1")
     finally:
+        await transaction.rollback()
         await connection.close()
 
 
