@@ -27,7 +27,7 @@ from app.core.middleware import (
 )
 from app.core.openapi import COMMON_PROBLEMS, complete_document, operation_id
 from app.core.pagination import CursorCodec
-from app.core.security import PasswordHasher, TokenCodec, share_one_malloc_arena
+from app.core.security import TRIM_FROM_KIB, PasswordHasher, TokenCodec, share_one_malloc_arena
 from app.core.verified_tokens import VerifiedTokens
 from app.users.router import router as users_router
 
@@ -132,8 +132,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=[Depends(require_body_media_type)],
     )
     app.state.settings = settings
-    # Before the hashing threads start, so the memory their hashes free can be trimmed.
-    share_one_malloc_arena()
+    if settings.security.argon2_memory_kib >= TRIM_FROM_KIB:
+        # Before the hashing threads start, so the memory their hashes free can be trimmed.
+        share_one_malloc_arena()
     app.state.password_hasher = PasswordHasher.from_settings(settings.security)
     app.state.token_codec = TokenCodec(settings.security)
     app.state.verified_tokens = VerifiedTokens(app.state.token_codec)

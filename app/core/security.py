@@ -28,6 +28,8 @@ HASH_THREAD_PREFIX = "password-hash"
 """Name prefix of the hashing threads (`password-hash_0`, …), as seen in profiles."""
 M_ARENA_MAX = -8
 """glibc `mallopt` parameter: the most malloc arenas the process may create."""
+TRIM_FROM_KIB = 1024
+"""Hash memory from which a hash leaves enough behind to share one arena and trim it."""
 
 T = TypeVar("T")
 
@@ -84,6 +86,9 @@ class PasswordHasher:
         )
         self._concurrency = concurrency
         self._niceness = niceness
+        # Trimming walks the whole heap under the arena lock: worth it for argon2's 19 MiB,
+        # pure cost for the tiny hashes of tests and development.
+        self._trim_when_idle = memory_kib >= TRIM_FROM_KIB
         self._pool: ThreadPoolExecutor | None = None
         # Guards the count of queued and running hashes, which the pool threads decrement.
         self._pending_lock = threading.Lock()
@@ -154,7 +159,7 @@ class PasswordHasher:
         finally:
             # Trim only when the burst is over: under load the next hash reuses the free
             # memory instead of faulting its 19 MiB in again.
-            if self._leave():
+            if self._leave() and self._trim_when_idle:
                 release_free_memory()
 
     def _leave(self) -> bool:

@@ -17,6 +17,7 @@ import pytest
 from jwt.warnings import InsecureKeyLengthWarning
 from pydantic import SecretStr
 
+from app.core import security
 from app.core.config import SecuritySettings
 from app.core.security import (
     ACCESS_TOKEN_TYPE,
@@ -468,3 +469,16 @@ def test_issued_at_is_now() -> None:
     decoded = codec.decode(codec.encode_access(subject="s", claims={}))
     assert before <= decoded["iat"] <= int(time.time())
     assert decoded["nbf"] == decoded["iat"]
+
+
+@pytest.mark.parametrize(("memory_kib", "trims"), [(64, 0), (1024, 1)])
+async def test_only_hashes_worth_trimming_trim_the_heap(
+    monkeypatch: pytest.MonkeyPatch, memory_kib: int, trims: int
+) -> None:
+    # A trim walks the whole heap under the arena lock: tiny hashes must not pay for it.
+    calls: list[None] = []
+    monkeypatch.setattr(security, "release_free_memory", lambda: calls.append(None))
+    hasher = fast_hasher(memory_kib=memory_kib)
+    await hasher.hash("one hash, then the pool is idle")
+    hasher.close()
+    assert len(calls) == trims
