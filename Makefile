@@ -36,7 +36,7 @@ install: $(if $(findstring .tools,$(UV)),.tools/bin/uv) ## Install locked depend
 run: install ## Serve with auto-reload on http://127.0.0.1:8000 (embedded DB unless DATABASE__URL)
 	$(RUN) python -m app.cli run
 
-serve: install ## Serve like production: no reload, workers from settings, proxy headers
+serve: install ## Serve like production: no reload, workers from settings, forwarded headers only from trusted proxies
 	$(RUN) python -m app.cli serve
 
 test: install ## Run the whole suite with coverage (fails under 90%)
