@@ -1,0 +1,1 @@
+"""Rooms, their booking rules and the bookings people make."""
