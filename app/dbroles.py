@@ -20,6 +20,9 @@ APP_PRIVILEGES: dict[str, tuple[str, ...]] = {
     "auth_sessions": ("SELECT", "INSERT", "UPDATE", "DELETE"),
     "auth_refresh_tokens": ("SELECT", "INSERT", "UPDATE", "DELETE"),
     "auth_login_throttles": ("SELECT", "INSERT", "UPDATE", "DELETE"),
+    # Rooms are deactivated, bookings and blackouts cancelled: nothing is ever deleted.
+    "rooms": ("SELECT", "INSERT", "UPDATE"),
+    "bookings": ("SELECT", "INSERT", "UPDATE"),
 }
 """Table privileges of the API's role; a table not listed (`alembic_version`) gets none."""
 

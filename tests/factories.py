@@ -1,12 +1,14 @@
 """polyfactory factories for Roombook's request schemas and models."""
 
 import uuid
+from typing import Any
 
 from polyfactory import Ignore, Use
 from polyfactory.factories.pydantic_factory import ModelFactory
 from polyfactory.factories.sqlalchemy_factory import SQLAlchemyFactory
 
 from app.auth.schemas import RegisterRequest
+from app.bookings.models import Booking, BookingKind, BookingStatus, Room
 from app.users.models import User
 from app.users.schemas import Role, UserCreate
 
@@ -55,3 +57,47 @@ class UserFactory(SQLAlchemyFactory[User]):
     role = Role.MEMBER.value
     is_active = True
     version = 1
+
+
+class RoomFactory(SQLAlchemyFactory[Room]):
+    """Room rows with unique names and every policy default."""
+
+    __set_relationships__ = False
+    created_at = Ignore()
+    updated_at = Ignore()
+
+    id = Use(uuid.uuid4)
+    name = Use(lambda: f"Room {uuid.uuid4().hex[:8]}")
+    description = ""
+    building = "Main"
+    floor = "1"
+    capacity = 8
+    amenities: Use[[], list[str]] = Use(list)
+    time_zone = "Europe/Berlin"
+    is_active = True
+    policy: Use[[], dict[str, Any]] = Use(dict)
+    version = 1
+
+
+class BookingFactory(SQLAlchemyFactory[Booking]):
+    """Confirmed booking rows; callers pass room, owner and times (`blocked_until` included)."""
+
+    __set_relationships__ = False
+    created_at = Ignore()
+    updated_at = Ignore()
+    during = Ignore()
+    blocked = Ignore()
+    decided_by = None
+    decided_at = None
+    cancelled_by = None
+    cancelled_at = None
+    cancel_reason = None
+
+    id = Use(uuid.uuid4)
+    kind = BookingKind.BOOKING.value
+    title = "Team meeting"
+    note = None
+    attendees = 2
+    status = BookingStatus.CONFIRMED.value
+    version = 1
+    rules_overridden = False

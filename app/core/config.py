@@ -1,5 +1,6 @@
 """Roombook settings, read from the environment and `.env` with `__` between nested groups."""
 
+from datetime import time
 from functools import lru_cache
 from ipaddress import ip_network
 from typing import Literal
@@ -231,6 +232,68 @@ class AuditSettings(BaseModel):
         return self
 
 
+WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+"""The day names `BOOKINGS__DEFAULT_OPEN_DAYS` accepts, Monday first."""
+
+
+class BookingSettings(BaseModel):
+    """The default booking policy of every room (each room may override any field), and limits.
+
+    Primitives only: the bookings domain turns these into its `BookingPolicy`.
+    """
+
+    # Frozen (and a tuple of days) so the policy built from it can be cached by value.
+    model_config = ConfigDict(frozen=True)
+
+    default_opens: time = time(8, 0)
+    """Local time rooms open on open days, in each room's own time zone."""
+    default_closes: time = time(20, 0)
+    """Local time rooms close on open days; `00:00` means the end of the day."""
+    default_open_days: tuple[str, ...] = WEEKDAY_NAMES[:5]
+    """Days rooms open (JSON list of `mon` … `sun`); the other days are closed."""
+    slot_minutes: int = Field(default=15, ge=1, le=1440)
+    """Bookings start and end on multiples of this many minutes."""
+    min_duration_minutes: int = Field(default=15, ge=1)
+    """Shortest booking allowed."""
+    max_duration_minutes: int = Field(default=480, ge=1)
+    """Longest booking allowed."""
+    min_notice_minutes: int = Field(default=0, ge=0)
+    """How long before its start a booking must be made."""
+    max_ahead_days: int = Field(default=180, ge=1)
+    """How far ahead a booking may start."""
+    buffer_minutes: int = Field(default=0, ge=0, le=1440)
+    """Turnover time after each booking during which the room stays blocked."""
+    requires_approval: bool = False
+    """New bookings wait as `pending` until a manager approves them."""
+    member_cutoff_minutes: int = Field(default=60, ge=0)
+    """Members may not change or cancel a booking this close to its start."""
+    availability_max_days: int = Field(default=31, ge=1)
+    """Longest window one availability query may cover."""
+    alternatives_count: int = Field(default=3, ge=0, le=20)
+    """Free slots (and free rooms) offered with a refused overlapping booking."""
+
+    @field_validator("default_open_days")
+    @classmethod
+    def _known_days(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - set(WEEKDAY_NAMES))
+        if unknown:
+            raise ValueError(f"unknown day names {unknown}; use {list(WEEKDAY_NAMES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "BookingSettings":
+        opens, closes = self.default_opens, self.default_closes
+        if any(t.second or t.microsecond or t.tzinfo for t in (opens, closes)):
+            raise ValueError("opening times are whole minutes without a time zone")
+        if closes != time(0, 0) and opens >= closes:
+            raise ValueError("BOOKINGS__DEFAULT_OPENS must come before BOOKINGS__DEFAULT_CLOSES")
+        if self.min_duration_minutes > self.max_duration_minutes:
+            raise ValueError(
+                "BOOKINGS__MIN_DURATION_MINUTES must not exceed BOOKINGS__MAX_DURATION_MINUTES"
+            )
+        return self
+
+
 class Settings(BaseSettings):
     """Every Roombook setting; environment variables win over `.env`."""
 
@@ -253,6 +316,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     rate_limit: RateLimitSettings = RateLimitSettings()
     audit: AuditSettings = AuditSettings()
+    bookings: BookingSettings = BookingSettings()
 
     @property
     def is_production(self) -> bool:
