@@ -5,8 +5,11 @@ import asyncio
 import getpass
 import json
 import os
+import shutil
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +19,7 @@ from alembic.config import Config
 from pydantic import ValidationError
 
 from app import dbroles, devdb
-from app.core.config import Settings, get_settings
+from app.core.config import MULTIPROC_ENV, MetricsSettings, Settings, get_settings
 from app.core.logging import configure_logging
 from app.server import PROTOCOL
 
@@ -140,17 +143,48 @@ def server_options(settings: Settings, *, reload: bool) -> dict[str, Any]:
     }
 
 
+@contextmanager
+def shared_metrics_dir(metrics: MetricsSettings) -> Iterator[None]:
+    """Give the workers one empty directory to share their metric values through.
+
+    prometheus_client picks its multiprocess mode from `PROMETHEUS_MULTIPROC_DIR` when it
+    is first imported, so the variable is set here, before any worker imports the app.
+    Values left by an earlier run are removed (they would add to the new counts); a
+    temporary directory, used when `METRICS__MULTIPROC_DIR` is unset, goes at exit.
+    """
+    if not metrics.enabled:
+        yield
+        return
+    if metrics.multiproc_dir is None:
+        directory = tempfile.mkdtemp(prefix="roombook-metrics-")
+    else:
+        directory = metrics.multiproc_dir
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        for stale in Path(directory).glob("*.db"):
+            stale.unlink()
+    os.environ[MULTIPROC_ENV] = directory
+    try:
+        yield
+    finally:
+        if metrics.multiproc_dir is None:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
 def cmd_run(args: argparse.Namespace) -> None:
     """Provide a database, migrate, and serve with auto-reload for development."""
     provide_database()
     migrate("head")
-    uvicorn.run(APP_FACTORY, **server_options(get_settings(), reload=True))
+    settings = get_settings()
+    with shared_metrics_dir(settings.metrics):
+        uvicorn.run(APP_FACTORY, **server_options(settings, reload=True))
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
     """Serve like production: no reload, `SERVER__WORKERS` worker processes."""
     provide_database()
-    uvicorn.run(APP_FACTORY, **server_options(get_settings(), reload=False))
+    settings = get_settings()
+    with shared_metrics_dir(settings.metrics):
+        uvicorn.run(APP_FACTORY, **server_options(settings, reload=False))
 
 
 def cmd_db_start(args: argparse.Namespace) -> None:

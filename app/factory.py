@@ -20,9 +20,11 @@ from app.core.handlers import install_exception_handlers
 from app.core.health import router as health_router
 from app.core.logging import configure_logging
 from app.core.media import require_body_media_type
+from app.core.metrics import MetricsEndpoint, RequestMetrics, process_exiting
 from app.core.middleware import (
     BodySizeLimitMiddleware,
     EdgeMiddleware,
+    ProxyTrust,
     TrustedHostMiddleware,
 )
 from app.core.openapi import COMMON_PROBLEMS, complete_document, operation_id
@@ -83,6 +85,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         app.state.password_hasher.close()
         await engine.dispose()
+        process_exiting()
 
 
 class RoombookAPI(FastAPI):
@@ -93,14 +96,22 @@ class RoombookAPI(FastAPI):
     """
 
     def build_middleware_stack(self) -> ASGIApp:
-        """Wrap the standard stack with the edge middleware."""
+        """Wrap the standard stack with the edge middleware, and that with `/metrics`."""
         settings: Settings = self.state.settings
-        return EdgeMiddleware(
+        edge = EdgeMiddleware(
             super().build_middleware_stack(),
             trusted_proxies=settings.http.trusted_proxies,
             hsts=settings.is_production,
             no_store_prefix=f"{API_PREFIX}/",
             limit=settings.concurrency_limit,
+            metrics=RequestMetrics(self.routes),
+        )
+        if not settings.metrics.enabled:
+            return edge
+        return MetricsEndpoint(
+            edge,
+            allowed_clients=settings.metrics.allowed_clients,
+            client_ip=ProxyTrust(settings.http.trusted_proxies).client_ip,
         )
 
     def openapi(self) -> dict[str, Any]:

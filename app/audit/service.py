@@ -28,6 +28,7 @@ from app.audit.schemas import AuditFilter, BrokenEntry, ChainReport
 from app.core.config import Settings
 from app.core.context import current_context
 from app.core.errors import NotFound
+from app.core.metrics import time_audit_append
 from app.core.pagination import PageRequest, SortValue
 from app.core.unit_of_work import queue_before_commit
 
@@ -72,15 +73,18 @@ class ChainAppender:
         before it, while nothing the transaction did earlier runs under the lock.
         """
         writer = ChainWriter(session)
-        last_seq, last_hash = writer.lock_head()
-        rows = []
-        for pending in entries:
-            entry = pending.link(seq=last_seq + 1, prev_hash=last_hash, key_id=self.keys.current_id)
-            last_seq, last_hash = entry.seq, entry_hash(entry, keys=self.keys)
-            rows.append(
-                {**{name: getattr(entry, name) for name in HASHED_FIELDS}, "hash": last_hash}
-            )
-        writer.append(rows=rows)
+        with time_audit_append():
+            last_seq, last_hash = writer.lock_head()
+            rows = []
+            for pending in entries:
+                entry = pending.link(
+                    seq=last_seq + 1, prev_hash=last_hash, key_id=self.keys.current_id
+                )
+                last_seq, last_hash = entry.seq, entry_hash(entry, keys=self.keys)
+                rows.append(
+                    {**{name: getattr(entry, name) for name in HASHED_FIELDS}, "hash": last_hash}
+                )
+            writer.append(rows=rows)
 
 
 class AuditService:

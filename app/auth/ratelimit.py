@@ -12,6 +12,7 @@ from limits.errors import StorageError
 
 from app.core.config import RateLimitSettings
 from app.core.errors import RateLimited
+from app.core.metrics import record_rate_limited
 from app.core.security_events import SecurityReason, security_event
 
 log = structlog.get_logger("roombook.ratelimit")
@@ -101,6 +102,7 @@ class RateLimiter:
         )
         if not allowed:
             security_event(SecurityReason.RATE_LIMITED, policy=policy.name)
+            record_rate_limited(policy=policy.name)
             raise RateLimitExceeded(
                 f"Too many requests; retry in {budget.reset_s} seconds.",
                 headers={"Retry-After": str(budget.reset_s), **budget.headers()},

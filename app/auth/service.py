@@ -23,6 +23,7 @@ from app.core.config import AuthSettings, Settings
 from app.core.context import bind_actor, current_context
 from app.core.db import commit_early
 from app.core.errors import Forbidden, NotFound, RateLimited, Unauthorized
+from app.core.metrics import LoginOutcome, RefreshOutcome, record_login, record_refresh
 from app.core.security import TokenCodec
 from app.core.security_events import SecurityReason, security_event
 from app.users.schemas import Role, UserCreate, UserRead, normalise_email
@@ -367,6 +368,7 @@ class AuthService:
             await commit_early(self.session)
             await self.passwords.verify_against_nothing(password=password)
             security_event(SecurityReason.LOGIN_FAILED, problem="unknown_account")
+            record_login(LoginOutcome.FAILURE)
             raise InvalidCredentials
         device_id = self._trusted_device(device_cookie, user_id=account.id)
         reservation = await self._reserve_login(user_id=account.id, device_id=device_id)
@@ -382,6 +384,7 @@ class AuthService:
                 user_id=str(account.id),
                 blocked_until=_iso(reservation.until),
             )
+            record_login(LoginOutcome.THROTTLED)
             raise InvalidCredentials
         valid = await self.passwords.verify(password_hash=account.password_hash, password=password)
         if not valid or not account.is_active:
@@ -398,6 +401,7 @@ class AuthService:
         if device_id is not None:
             await self.throttle.forget_device(user_id=account.id, device_id=device_id)
         tokens = await self._open_session(account=account, rehashed=rehashed)
+        record_login(LoginOutcome.SUCCESS)
         return replace(tokens, device_cookie=self.devices.issue(user_id=account.id))
 
     def _trusted_device(self, cookie: str | None, *, user_id: uuid.UUID) -> uuid.UUID | None:
@@ -461,6 +465,7 @@ class AuthService:
             entity_id=auth_session.id,
             after={"generation": generation},
         )
+        record_refresh(RefreshOutcome.SUCCESS)
         return self._tokens(
             user_id=auth_session.user_id,
             role=role,
@@ -557,6 +562,7 @@ class AuthService:
             problem="wrong_password" if wrong_password else "inactive",
             failures=reservation.failures,
         )
+        record_login(LoginOutcome.FAILURE)
         raise InvalidCredentials
 
     async def _reused(
@@ -566,6 +572,7 @@ class AuthService:
         just_replaced = token.generation == auth_session.generation - 1
         if just_replaced and token.rotated_at is not None and now - token.rotated_at <= grace:
             security_event(SecurityReason.REFRESH_GRACE_REPLAY, session_id=str(auth_session.id))
+            record_refresh(RefreshOutcome.GRACE_REPLAY)
             return self._tokens(
                 user_id=auth_session.user_id,
                 role=role,
@@ -587,6 +594,7 @@ class AuthService:
         # As with failed logins: the revocation must outlive the refusal that follows.
         await commit_early(self.session)
         security_event(SecurityReason.REFRESH_REUSED, session_id=str(auth_session.id))
+        record_refresh(RefreshOutcome.REUSE_DETECTED)
         raise InvalidRefreshToken
 
     def _tokens(
@@ -656,4 +664,5 @@ def _iso(moment: datetime | None) -> str | None:
 
 def _refresh_rejected(problem: str) -> InvalidRefreshToken:
     security_event(SecurityReason.REFRESH_REJECTED, problem=problem)
+    record_refresh(RefreshOutcome.REJECTED)
     return InvalidRefreshToken()

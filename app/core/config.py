@@ -21,6 +21,8 @@ answer and the log line run without it), and one waiting for a connection is ser
 within milliseconds, so a few requests per connection keep the pool busy without a
 queue; far more would wait out `DATABASE__POOL_TIMEOUT_S` and are better shed at once.
 """
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+"""Where prometheus_client's multiprocess mode keeps each worker's values (its own variable)."""
 OWASP_MIN_MEMORY_KIB = 19_456
 OWASP_MIN_TIME_COST = 2
 
@@ -195,6 +197,25 @@ class RateLimitSettings(BaseModel):
     """Prefix of the rate-limit keys in shared storage."""
 
 
+class MetricsSettings(BaseModel):
+    """Prometheus metrics at `/metrics`, for the scrapers on an allow-list only."""
+
+    enabled: bool = False
+    """Serve `/metrics`; the values are recorded either way."""
+    allowed_clients: list[str] = []
+    """Client addresses (IPs or CIDR networks) answered at `/metrics`; everyone else gets a 404."""
+    multiproc_dir: str | None = None
+    """Directory where the workers of `make serve` share their values, emptied at start;
+    unset means a fresh temporary directory."""
+
+    @field_validator("allowed_clients")
+    @classmethod
+    def _clients_are_networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            ip_network(entry, strict=False)
+        return value
+
+
 class AuditSettings(BaseModel):
     """The key of the audit hash chain, which the database never sees."""
 
@@ -317,6 +338,7 @@ class Settings(BaseSettings):
     rate_limit: RateLimitSettings = RateLimitSettings()
     audit: AuditSettings = AuditSettings()
     bookings: BookingSettings = BookingSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @property
     def is_production(self) -> bool:
@@ -377,6 +399,7 @@ def production_problems(settings: Settings) -> list[str]:
     # Any Host accepted means password-reset links, redirects and caches can be poisoned.
     if "*" in settings.http.allowed_hosts:
         problems.append("HTTP__ALLOWED_HOSTS contains the wildcard '*'")
+    problems += metrics_problems(settings.metrics)
     # Anyone who knows the chain key can rewrite the audit trail undetected: the public
     # default or a short key would make the keyed chain no better than an unkeyed one.
     audit = settings.audit
@@ -386,6 +409,19 @@ def production_problems(settings: Settings) -> list[str]:
             f"AUDIT__CHAIN_PREVIOUS_KEYS[{key_id}]", key, default=DEV_AUDIT_CHAIN_KEY
         )
     return problems
+
+
+def metrics_problems(metrics: MetricsSettings) -> list[str]:
+    """What makes the metrics allow-list unfit for production."""
+    if not metrics.enabled:
+        return []
+    # Metrics name routes, error rates and pool use: a map for an attacker, so the
+    # operator names the scrapers instead of leaving the list empty or open to all.
+    if not metrics.allowed_clients:
+        return ["METRICS__ALLOWED_CLIENTS is empty while METRICS__ENABLED is on"]
+    if any(ip_network(entry, strict=False).prefixlen == 0 for entry in metrics.allowed_clients):
+        return ["METRICS__ALLOWED_CLIENTS admits every address"]
+    return []
 
 
 @lru_cache

@@ -19,6 +19,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from app.core.config import DatabaseSettings
 from app.core.context import current_context
+from app.core.metrics import MeteredPool
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -70,6 +71,7 @@ def create_engine(settings: DatabaseSettings, *, url: str) -> AsyncEngine:
     )
     return create_async_engine(
         async_url(url),
+        poolclass=MeteredPool,
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
         pool_timeout=settings.pool_timeout_s,

@@ -19,6 +19,7 @@ from app.core.errors import (
     ServiceUnavailable,
     problem_response,
 )
+from app.core.metrics import RequestMetrics
 
 REQUEST_ID_HEADER = "x-request-id"
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -101,6 +102,7 @@ class EdgeMiddleware:
         hsts: bool,
         no_store_prefix: str,
         limit: int,
+        metrics: RequestMetrics,
     ) -> None:
         self.app = app
         self.proxies = ProxyTrust(trusted_proxies)
@@ -108,6 +110,7 @@ class EdgeMiddleware:
         self.no_store_prefix = no_store_prefix
         self.limit = limit
         self.in_progress = 0
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run one request inside its own context and decorate its response."""
@@ -133,6 +136,7 @@ class EdgeMiddleware:
         api = path.startswith(self.no_store_prefix)
         status = 500
         started = time.perf_counter()
+        self.metrics.started()
 
         async def send_decorated(message: Message) -> None:
             nonlocal status
@@ -149,12 +153,14 @@ class EdgeMiddleware:
             # The error middleware already answered with a problem document; log it once.
             error_log.exception("unhandled exception", path=path)
         finally:
+            duration_s = time.perf_counter() - started
+            self.metrics.finished(scope, status=status, duration_s=duration_s)
             access_log.info(
                 "request",
                 method=scope["method"],
                 path=path,
                 status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                duration_ms=round(duration_s * 1000, 2),
                 client_ip=context.client_ip,
                 user_id=str(context.actor_id) if context.actor_id else None,
             )
