@@ -93,7 +93,7 @@ bench-audit: install ## Audit write cost: 4 writers x 250 commits with and witho
 bench-http: install ## HTTP: seed roombook_bench, drive the API and the ceiling app with wrk
 	$(RUN) python -m benchmarks.http_bench $(if $(BENCH_DURATION),--duration $(BENCH_DURATION)) $(BENCH_ARGS)
 
-prune: install ## Delete expired sessions, refresh tokens and throttle rows in batches; print counts
+prune: install ## Delete expired sessions, tokens, throttle rows and idempotency keys; print counts
 	$(RUN) python -m app.cli prune $(if $(BATCH),--batch-size $(BATCH))
 
 create-admin: install ## Create an admin: make create-admin EMAIL=you@example.com [NAME="Your Name"]

@@ -249,11 +249,19 @@ def _anchor(text: str) -> "ChainAnchor":
 
 
 def cmd_prune(args: argparse.Namespace) -> None:
-    """Delete expired sessions, refresh tokens and failure counts; print rows removed per table."""
+    """Delete expired sessions, refresh tokens, failure counts and idempotency keys.
+
+    Prints the rows removed per table.
+    """
     from app.auth.commands import prune_expired
+    from app.core.idempotency_store import IdempotencyRecord, prune_expired_keys
 
     url = provide_database()
-    removed = asyncio.run(prune_expired(get_settings(), url=url, batch_size=args.batch_size))
+    settings = get_settings()
+    removed = asyncio.run(prune_expired(settings, url=url, batch_size=args.batch_size))
+    removed[IdempotencyRecord.__tablename__] = asyncio.run(
+        prune_expired_keys(settings, url=url, batch_size=args.batch_size)
+    )
     for table, count in removed.items():
         sys.stdout.write(f"{table}: {count} removed\n")
 

@@ -23,6 +23,8 @@ APP_PRIVILEGES: dict[str, tuple[str, ...]] = {
     # Rooms are deactivated, bookings and blackouts cancelled: nothing is ever deleted.
     "rooms": ("SELECT", "INSERT", "UPDATE"),
     "bookings": ("SELECT", "INSERT", "UPDATE"),
+    # Stored answers are replaced once expired and pruned.
+    "idempotency_keys": ("SELECT", "INSERT", "UPDATE", "DELETE"),
 }
 """Table privileges of the API's role; a table not listed (`alembic_version`) gets none."""
 

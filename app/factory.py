@@ -194,7 +194,21 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
             # Credentials (the refresh cookie) only ever go to origins named one by one.
             allow_credentials=explicit,
             allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "If-Match", "X-Request-ID"],
-            expose_headers=["ETag", "Retry-After", "X-Request-ID", "RateLimit", "RateLimit-Policy"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "If-Match",
+                "Idempotency-Key",
+                "X-Request-ID",
+            ],
+            expose_headers=[
+                "ETag",
+                "Location",
+                "Idempotent-Replayed",
+                "Retry-After",
+                "X-Request-ID",
+                "RateLimit",
+                "RateLimit-Policy",
+            ],
         )
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.http.allowed_hosts)

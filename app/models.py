@@ -3,9 +3,17 @@
 from app.audit import models as audit_models
 from app.auth import models as auth_models
 from app.bookings import models as booking_models
+from app.core import idempotency_store as idempotency_models
 from app.core.db import Base
 from app.users import models as user_models
 
 metadata = Base.metadata
 
-__all__ = ["audit_models", "auth_models", "booking_models", "metadata", "user_models"]
+__all__ = [
+    "audit_models",
+    "auth_models",
+    "booking_models",
+    "idempotency_models",
+    "metadata",
+    "user_models",
+]

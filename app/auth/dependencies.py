@@ -23,6 +23,7 @@ from app.core.config import Settings
 from app.core.context import bind_actor, current_context
 from app.core.db import SessionDep
 from app.core.errors import AppError, Forbidden, Unauthorized
+from app.core.idempotency import Idempotency, IdempotencyKey
 from app.core.security import InvalidToken
 from app.core.security_events import SecurityReason, security_event
 from app.core.verified_tokens import VerifiedTokens
@@ -168,6 +169,35 @@ def require_role(*roles: Role) -> Callable[..., Awaitable[Principal]]:
 
 AdminUser = Annotated[Principal, Depends(require_role(Role.ADMIN))]
 ManagerUser = Annotated[Principal, Depends(require_role(Role.MANAGER, Role.ADMIN))]
+
+
+async def get_idempotency(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    principal: CurrentUser,
+    key: IdempotencyKey = None,
+) -> Idempotency:
+    """The request's `Idempotency-Key`, scoped to the caller: replayed, refused, or held.
+
+    Keys belong to signed-in callers only. Anonymous endpoints do not take one: scoped
+    per IP, a key would be shared by everyone behind one NAT and lost when a phone changes
+    networks (sign-up, the one anonymous POST that changes data, is safe to retry anyway:
+    the retry answers 409 `email-taken`).
+    """
+    settings: Settings = request.app.state.settings
+    return await Idempotency.begin(
+        session=session,
+        request=request,
+        response=response,
+        caller_id=principal.id,
+        key=key,
+        ttl_s=settings.http.idempotency_ttl_s,
+    )
+
+
+IdempotencyDep = Annotated[Idempotency, Depends(get_idempotency)]
+"""Opt-in for a POST: list it after the route's guard and return `idempotency.respond(...)`."""
 
 
 async def get_auth_service(

@@ -104,6 +104,8 @@ class HttpSettings(BaseModel):
     """Serve /docs, /redoc and /openapi.json; unset means on except in production."""
     trusted_proxies: list[str] = []
     """Peers whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed (IPs or CIDR networks)."""
+    idempotency_ttl_s: int = Field(default=86_400, ge=60)
+    """How long the answer to a request with an `Idempotency-Key` is replayed to its retries."""
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -30,6 +30,7 @@ from app.core.errors import (
     ValidationFailed,
     problem_response,
 )
+from app.core.idempotency import IdempotentReplay
 
 _BY_STATUS: dict[int, type[AppError]] = {
     error.status: error
@@ -121,6 +122,12 @@ async def handle_validation_error(request: Request, exc: Exception) -> Response:
     return _respond(request, ValidationFailed(errors, omitted=len(raw) - len(errors)))
 
 
+async def handle_replay(request: Request, exc: Exception) -> Response:
+    """Answer a retry with the stored answer of its key (not an error: the first answer)."""
+    assert isinstance(exc, IdempotentReplay)
+    return exc.response()
+
+
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
     """Answer 500 without any detail of the exception; the edge middleware logs it."""
     return _respond(request, InternalError("An unexpected error occurred."))
@@ -131,4 +138,5 @@ def install_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, handle_app_error)
     app.add_exception_handler(HTTPException, handle_http_exception)
     app.add_exception_handler(RequestValidationError, handle_validation_error)
+    app.add_exception_handler(IdempotentReplay, handle_replay)
     app.add_exception_handler(Exception, handle_unexpected)

@@ -6,6 +6,8 @@ from typing import Any
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
+from app.core.idempotency import KEY_HEADER, REPLAYED_HEADER
+
 
 class FieldError(BaseModel):
     """One invalid field in a 422 problem."""
@@ -36,6 +38,8 @@ POLICY_MIN_LENGTH = "x-password-policy"
 """Marks a field that sets a password; the document takes its `minLength` from settings."""
 BODY_PROBLEMS = (413, 415)
 """What any operation with a body may answer before its own code runs (size, media type)."""
+IDEMPOTENCY_PROBLEMS = (409, 422)
+"""What an operation taking `Idempotency-Key` may answer for the key (in progress, reused)."""
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -60,17 +64,40 @@ def operation_id(route: APIRoute) -> str:
 
 
 def complete_document(document: dict[str, Any], *, password_min_length: int) -> dict[str, Any]:
-    """Add what the edge enforces and routes cannot declare: body problems, password length."""
+    """Add what the edge enforces and routes cannot declare: body problems, password length,
+    and what an `Idempotency-Key` adds to an operation."""
     for item in document.get("paths", {}).values():
         for operation in item.values():
             if isinstance(operation, dict) and "requestBody" in operation:
                 for status in BODY_PROBLEMS:
                     operation["responses"].setdefault(str(status), _problem_response(status))
+            if isinstance(operation, dict) and _takes_idempotency_key(operation):
+                _document_idempotency(operation["responses"])
     for schema in document.get("components", {}).get("schemas", {}).values():
         for prop in schema.get("properties", {}).values():
             if prop.get(POLICY_MIN_LENGTH):
                 prop["minLength"] = password_min_length
     return document
+
+
+def _takes_idempotency_key(operation: dict[str, Any]) -> bool:
+    return any(
+        parameter.get("in") == "header" and parameter.get("name") == KEY_HEADER
+        for parameter in operation.get("parameters", [])
+    )
+
+
+def _document_idempotency(responses: dict[str, Any]) -> None:
+    # A retry while the first request runs is a 409; a key reused for another request a 422.
+    for problem in IDEMPOTENCY_PROBLEMS:
+        responses.setdefault(str(problem), _problem_response(problem))
+    for status, response in responses.items():
+        if status.startswith("2"):
+            response.setdefault("headers", {})[REPLAYED_HEADER] = {
+                "description": "`true` when this is the stored answer to an earlier request "
+                "with the same `Idempotency-Key` (absent on a first answer).",
+                "schema": {"type": "string", "enum": ["true"]},
+            }
 
 
 def _problem_response(status: int) -> dict[str, Any]:

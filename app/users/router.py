@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
-from app.auth.dependencies import AdminUser, CurrentUser, limit_credentials
+from app.auth.dependencies import AdminUser, CurrentUser, IdempotencyDep, limit_credentials
 from app.core.openapi import problem_responses
 from app.core.pagination import Page, PageRequestDep
 from app.core.preconditions import IfMatch, etag, required_versions
@@ -76,15 +76,21 @@ async def list_users(
     "",
     name="create",
     status_code=status.HTTP_201_CREATED,
+    response_model=UserRead,
     responses=problem_responses(403, 409),
 )
 async def create_user(
-    _: AdminUser, data: UserCreate, users: UserServiceDep, request: Request, response: Response
-) -> UserRead:
-    """Create an account with a role and an initial password."""
+    _: AdminUser,
+    data: UserCreate,
+    users: UserServiceDep,
+    idempotency: IdempotencyDep,
+    request: Request,
+    response: Response,
+) -> Response:
+    """Create an account with a role and an initial password; honours `Idempotency-Key`."""
     user = await users.create(data=data)
     response.headers["Location"] = f"{request.url.path.rstrip('/')}/{user.id}"
-    return _read(user, response)
+    return await idempotency.respond(_read(user, response))
 
 
 # `:uuid` keeps `/users/me` from also matching `/users/{user_id}`: a DELETE of `/users/me`

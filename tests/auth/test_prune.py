@@ -89,6 +89,7 @@ async def test_prune_removes_dead_sessions_their_tokens_and_stale_counts_in_batc
         "auth_refresh_tokens: 6 removed",
         "auth_sessions: 3 removed",
         "auth_login_throttles: 1 removed",
+        "idempotency_keys: 0 removed",
     ]
     async with factory() as session:
         sessions = (await session.scalars(select(AuthSession.user_agent))).all()
@@ -103,6 +104,7 @@ async def test_prune_removes_dead_sessions_their_tokens_and_stale_counts_in_batc
         "auth_refresh_tokens: 0 removed",
         "auth_sessions: 0 removed",
         "auth_login_throttles: 0 removed",
+        "idempotency_keys: 0 removed",
     ]
 
 

@@ -16,6 +16,7 @@ from app import cli, devdb
 from app.audit.commands import verify_chain
 from app.auth.commands import prune_expired
 from app.core.config import AuthSettings
+from app.core.idempotency_store import prune_expired_keys
 from app.dbroles import APP_PRIVILEGES, RoleNotGrantable, grant_app_role
 from app.factory import create_app
 from app.models import metadata
@@ -242,16 +243,25 @@ async def test_the_app_works_end_to_end_as_the_api_role(operator_setup: tuple[st
         assert renamed.status_code == 200, renamed.text
         assert (await c.post(f"{API}/auth/logout", headers=member)).status_code == 204
         admin = await bearer(c, ADMIN_EMAIL)
+        # An idempotent create takes the key's lock, stores the answer and replays it.
+        keyed = {**admin, "Idempotency-Key": "roles-create"}
+        manager = {"email": "manager@roles.example.org", "password": PASSWORD, "full_name": "M"}
+        created = await c.post(f"{API}/users", json=manager, headers=keyed)
+        assert created.status_code == 201, created.text
+        replayed = await c.post(f"{API}/users", json=manager, headers=keyed)
+        assert replayed.headers["idempotent-replayed"] == "true"
         verified = await c.get(f"{API}/audit/verify", headers=admin)
         assert verified.status_code == 200
-        # Bootstrap, sign-up, two logins, the rename and the logout: all appended.
+        # Bootstrap, sign-up, two logins, the rename, the logout and the create: all appended.
         assert verified.json()["ok"] is True
-        assert verified.json()["checked"] >= 6
+        assert verified.json()["checked"] >= 7
     report = await verify_chain(settings, url=api)
     assert report.ok
     # Pruning deletes as the same role; the logged-out session is gone.
     removed = await prune_expired(settings, url=api, batch_size=100)
     assert removed["auth_sessions"] >= 1
+    # Nothing has expired, but the delete runs with the role's privileges all the same.
+    assert await prune_expired_keys(settings, url=api, batch_size=100) == 0
 
 
 async def bearer(client: AsyncClient, email: str) -> dict[str, str]:
