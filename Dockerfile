@@ -5,9 +5,11 @@ FROM python:3.11-slim-bookworm AS build
 COPY --from=ghcr.io/astral-sh/uv:0.13 /uv /usr/local/bin/uv
 ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never
 WORKDIR /srv
+# Optional extras, e.g. `--build-arg UV_EXTRAS=otel` for OpenTelemetry tracing.
+ARG UV_EXTRAS=
 COPY pyproject.toml uv.lock ./
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --locked --no-dev --no-install-project
+    uv sync --locked --no-dev --no-install-project ${UV_EXTRAS:+--extra $UV_EXTRAS}
 COPY app ./app
 COPY migrations ./migrations
 COPY alembic.ini ./

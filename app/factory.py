@@ -30,6 +30,7 @@ from app.core.middleware import (
 from app.core.openapi import COMMON_PROBLEMS, complete_document, operation_id
 from app.core.pagination import CursorCodec
 from app.core.security import TRIM_FROM_KIB, PasswordHasher, TokenCodec, share_one_malloc_arena
+from app.core.tracing import NO_TELEMETRY, Tracing, start_tracing
 from app.core.verified_tokens import VerifiedTokens
 from app.users.router import router as users_router
 
@@ -75,6 +76,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             "DATABASE__URL is not set: start with `make run`, which provides a database"
         )
     engine = create_engine(settings.database, url=settings.database.url.get_secret_value())
+    tracing: Tracing | None = app.state.tracing
+    if tracing is not None:
+        tracing.instrument(engine=engine)
     app.state.engine = engine
     app.state.session_factory = create_session_factory(engine)
     try:
@@ -86,6 +90,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.password_hasher.close()
         await engine.dispose()
         process_exiting()
+        if tracing is not None:
+            tracing.shutdown()
 
 
 class RoombookAPI(FastAPI):
@@ -127,7 +133,10 @@ class RoombookAPI(FastAPI):
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build a Roombook app from settings (the process settings by default)."""
     settings = settings or get_settings()
-    configure_logging(settings.log, production=settings.is_production)
+    configure_logging(
+        settings.log, production=settings.is_production, tracing=settings.tracing.enabled
+    )
+    tracing = start_tracing(enabled=settings.tracing.enabled)
     docs = settings.docs_enabled
     app = RoombookAPI(
         docs_url=None,
@@ -141,8 +150,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=operation_id,
         responses=COMMON_PROBLEMS,
         dependencies=[Depends(require_body_media_type)],
+        telemetry=tracing.telemetry() if tracing is not None else NO_TELEMETRY,
     )
     app.state.settings = settings
+    app.state.tracing = tracing
     if settings.security.argon2_memory_kib >= TRIM_FROM_KIB:
         # Before the hashing threads start, so the memory their hashes free can be trimmed.
         share_one_malloc_arena()

@@ -67,6 +67,8 @@ def build_storage(settings: RateLimitSettings) -> Storage:
         storage_url(settings.storage_url.get_secret_value()),
         key_prefix=settings.key_prefix,
         wrap_exceptions=True,
+        # redis-py rather than coredis: OpenTelemetry instruments redis-py's client.
+        implementation="redispy",
     )
 
 

@@ -218,6 +218,13 @@ class MetricsSettings(BaseModel):
         return value
 
 
+class TracingSettings(BaseModel):
+    """OpenTelemetry tracing; the rest of its settings are the standard `OTEL_*` variables."""
+
+    enabled: bool = False
+    """Send traces of requests, SQL statements and Redis commands (needs the `otel` extra)."""
+
+
 class AuditSettings(BaseModel):
     """The key of the audit hash chain, which the database never sees."""
 
@@ -341,6 +348,7 @@ class Settings(BaseSettings):
     audit: AuditSettings = AuditSettings()
     bookings: BookingSettings = BookingSettings()
     metrics: MetricsSettings = MetricsSettings()
+    tracing: TracingSettings = TracingSettings()
 
     @property
     def is_production(self) -> bool:

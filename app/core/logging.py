@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import structlog
+from opentelemetry import trace
 from structlog.types import EventDict, Processor, WrappedLogger
 
 from app.core.config import LogSettings
@@ -62,11 +63,24 @@ def drop_color_message(_: WrappedLogger, __: str, event_dict: EventDict) -> Even
     return event_dict
 
 
-def configure_logging(settings: LogSettings, *, production: bool) -> None:
-    """Route structlog and stdlib logging (uvicorn, SQLAlchemy) through one formatter."""
+def add_trace_ids(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """structlog processor: the current trace and span ids, beside the request id."""
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event_dict["trace_id"] = trace.format_trace_id(context.trace_id)
+        event_dict["span_id"] = trace.format_span_id(context.span_id)
+    return event_dict
+
+
+def configure_logging(settings: LogSettings, *, production: bool, tracing: bool = False) -> None:
+    """Route structlog and stdlib logging (uvicorn, SQLAlchemy) through one formatter.
+
+    With tracing on, every line logged inside a span carries its trace and span ids.
+    """
     json_format = production if settings.json_format is None else settings.json_format
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
+        *([add_trace_ids] if tracing else []),
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

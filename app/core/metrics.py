@@ -231,6 +231,9 @@ class RequestMetrics:
 class MeteredPool(AsyncAdaptedQueuePool):
     """The asyncio queue pool, reporting connections lent out, overflow and checkout waits."""
 
+    # Log as the pool it extends, under `sqlalchemy` and its levels, not as app code.
+    _sqla_logger_namespace = "sqlalchemy.pool.impl.AsyncAdaptedQueuePool"
+
     def _do_get(self) -> ConnectionPoolEntry:
         started = time.perf_counter()
         try:
