@@ -17,10 +17,12 @@ DOMAINS := core auth users audit bookings
 BENCH_DURATION ?=
 BENCH_ARGS ?=
 AUDIT_BENCH_ARGS ?=
+# The typed client for the SPA (openapi-typescript and openapi-fetch, pinned in its package.json).
+CLIENT_DIR := clients/typescript
 
 .PHONY: help install run serve test $(addprefix test-,$(DOMAINS)) check fmt migrate \
 	grant-app-role makemigration downgrade db-start db-stop openapi docker-build up down clean \
-	create-admin audit-verify audit-anchor bench bench-audit bench-http prune fuzz
+	create-admin audit-verify audit-anchor bench bench-audit bench-http prune fuzz client client-check
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_%-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -101,6 +103,20 @@ create-admin: install ## Create an admin: make create-admin EMAIL=you@example.co
 	$(RUN) python -m app.cli migrate
 	$(RUN) python -m app.cli create-admin "$(EMAIL)" $(if $(NAME),--name "$(NAME)")
 
+client: install ## Regenerate the TypeScript client: openapi.json and its types (npx openapi-typescript)
+	$(RUN) python -m app.cli openapi --defaults -o $(CLIENT_DIR)/openapi.json
+	cd $(CLIENT_DIR) && npm ci && npx openapi-typescript openapi.json --output src/schema.d.ts
+
+client-check: install ## Fail if the committed TypeScript client is stale; tsc --strict and its tests
+	@set -e; fresh=$$(mktemp -d); trap 'rm -rf "$$fresh"' EXIT; \
+	$(RUN) python -m app.cli openapi --defaults -o "$$fresh/openapi.json"; \
+	cd $(CLIENT_DIR); npm ci; \
+	npx openapi-typescript "$$fresh/openapi.json" --output "$$fresh/schema.d.ts"; \
+	if ! diff -u openapi.json "$$fresh/openapi.json" || ! diff -u src/schema.d.ts "$$fresh/schema.d.ts"; then \
+		echo "$(CLIENT_DIR) is stale: run make client and commit the result" >&2; exit 1; fi; \
+	npx tsc --noEmit --strict -p tsconfig.json; \
+	rm -rf .build; npx tsc -p tsconfig.test.json; node --test .build/test/
+
 docker-build: ## Build the container image
 	docker build -t roombook:latest .
 
@@ -113,4 +129,4 @@ down: ## Stop the compose stack
 clean: ## Remove the virtualenv, caches and embedded database data
 	-$(UV) run --locked python -m app.cli db-stop 2>/dev/null
 	rm -rf .venv .tools .data .pytest_cache .mypy_cache .ruff_cache .grimp_cache .import_linter_cache \
-		.coverage htmlcov openapi.json
+		.coverage htmlcov openapi.json $(CLIENT_DIR)/node_modules $(CLIENT_DIR)/.build

@@ -296,10 +296,16 @@ def cmd_create_admin(args: argparse.Namespace) -> None:
 
 
 def cmd_openapi(args: argparse.Namespace) -> None:
-    """Write the OpenAPI document without starting a server or a database."""
+    """Write the OpenAPI document without starting a server or a database.
+
+    With `--defaults` the document follows the default settings, whatever the environment
+    and `.env` say (the committed TypeScript client must not depend on a developer's setup).
+    """
     from app.factory import create_app
 
-    document = create_app().openapi()
+    # Constructed, not validated: the defaults alone, no environment variable, no `.env`.
+    settings = Settings.model_construct() if args.defaults else None
+    document = create_app(settings).openapi()
     Path(args.output).write_text(json.dumps(document, indent=2) + "\n")
 
 
@@ -328,7 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("grant-app-role").add_argument("--role", default=None)
     sub.add_parser("downgrade").add_argument("revision", nargs="?", default="-1")
     sub.add_parser("makemigration").add_argument("-m", "--message", required=True)
-    sub.add_parser("openapi").add_argument("-o", "--output", default="openapi.json")
+    openapi = sub.add_parser("openapi")
+    openapi.add_argument("-o", "--output", default="openapi.json")
+    openapi.add_argument("--defaults", action="store_true")
     create_admin = sub.add_parser("create-admin")
     create_admin.add_argument("email")
     create_admin.add_argument("--name", default="Administrator")

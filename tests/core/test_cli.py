@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
 from app import cli, devdb
-from app.core.config import get_settings
+from app.core.config import AuthSettings, get_settings
 from tests.database import _admin, server_url
 
 
@@ -43,8 +43,15 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, fresh_settings: None) -> 
             ["makemigration", "-m", "add rooms"],
             {"command": "makemigration", "message": "add rooms"},
         ),
-        (["openapi"], {"command": "openapi", "output": "openapi.json"}),
-        (["openapi", "-o", "x.json"], {"command": "openapi", "output": "x.json"}),
+        (["openapi"], {"command": "openapi", "output": "openapi.json", "defaults": False}),
+        (
+            ["openapi", "-o", "x.json"],
+            {"command": "openapi", "output": "x.json", "defaults": False},
+        ),
+        (
+            ["openapi", "--defaults"],
+            {"command": "openapi", "output": "openapi.json", "defaults": True},
+        ),
         (["run"], {"command": "run"}),
         (["serve"], {"command": "serve"}),
         (["db-start"], {"command": "db-start"}),
@@ -80,6 +87,32 @@ def test_openapi_command_writes_json(tmp_path: Path) -> None:
     assert document["info"]["title"] == "Roombook API"
     assert "/health/live" in document["paths"]
     assert target.read_text().endswith("}\n")
+
+
+def test_openapi_defaults_ignore_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_settings: None
+) -> None:
+    """The committed TypeScript client is generated this way: the same on every machine."""
+    monkeypatch.setenv("AUTH__PASSWORD_MIN_LENGTH", "40")
+    (tmp_path / ".env").write_text("AUTH__PASSWORD_MIN_LENGTH=30\n")
+    monkeypatch.chdir(tmp_path)
+    cli.main(["openapi", "--defaults", "-o", "defaults.json"])
+    cli.main(["openapi", "-o", "configured.json"])
+    minimums = {
+        name: {
+            prop["minLength"]
+            for schema in json.loads((tmp_path / name).read_text())["components"][
+                "schemas"
+            ].values()
+            for prop in schema.get("properties", {}).values()
+            if prop.get("x-password-policy")
+        }
+        for name in ("defaults.json", "configured.json")
+    }
+    assert minimums == {
+        "defaults.json": {AuthSettings().password_min_length},
+        "configured.json": {40},
+    }
 
 
 def test_provide_database_returns_the_configured_url(monkeypatch: pytest.MonkeyPatch) -> None:
