@@ -328,8 +328,19 @@ def bench_ceiling(bench: Bench, report: Report, *, env: dict[str, str]) -> None:
     ]
 
 
-def bench_api(bench: Bench, report: Report, *, env: dict[str, str], accounts: Accounts) -> None:
-    """Serve Roombook, run every scenario and the login storm, and note the worker's RSS."""
+def bench_api(
+    bench: Bench,
+    report: Report,
+    *,
+    env: dict[str, str],
+    accounts: Accounts,
+    only: Sequence[str] = (),
+) -> None:
+    """Serve Roombook, run the scenarios and the login storm, and note the worker's RSS.
+
+    `only` keeps the scenarios whose name contains one of its texts (all when empty); the
+    storm runs when both `/users/me` and login were kept.
+    """
     log_path = RESULTS_DIR / "api.log"
     with (
         serving(
@@ -348,6 +359,8 @@ def bench_api(bench: Bench, report: Report, *, env: dict[str, str], accounts: Ac
         logins: dict[int, float] = {}
         by_name = {}
         for scenario in scenarios(accounts, base_url=server.base_url, deep_cursor=deep):
+            if only and not any(text in scenario.name for text in only):
+                continue
             by_name[scenario.name] = scenario
             wait_idle(server.pid)
             if scenario.name == LOGIN:
@@ -356,9 +369,10 @@ def bench_api(bench: Bench, report: Report, *, env: dict[str, str], accounts: Ac
             runs = bench.sweep(server, report, name=scenario.name, load=scenario.load)
             if scenario.name == LOGIN:
                 logins = {c: run.rps for c, run in zip(bench.connections, runs, strict=True)}
-        report.extra["storm"] = login_storm(
-            bench, server, me=by_name[ME].load, login=by_name[LOGIN].load
-        )
+        if ME in by_name and LOGIN in by_name:
+            report.extra["storm"] = login_storm(
+                bench, server, me=by_name[ME].load, login=by_name[LOGIN].load
+            )
         rss["after the bench"] = rss_mb(server.pid)
     report.extra["rss_mb"] = {k: round(v, 1) for k, v in rss.items()}
     report.extra["login_rps"] = {str(c): round(r, 1) for c, r in logins.items()}
@@ -428,16 +442,17 @@ def summarise(report: Report, *, security: SecuritySettings, argon2_rate: float)
     report.notes.append(
         f"raw argon2id verify (m={security.argon2_memory_kib} KiB, t={security.argon2_time_cost}, "
         f"p={security.argon2_parallelism}), one thread on the server core: {argon2_rate:.1f}/s; "
-        f"login req/s as a share of it: {shares}"
+        f"login req/s as a share of it: {shares or 'login not run'}"
     )
-    storm = report.extra["storm"]
-    report.notes.append(
-        f"login storm ({STORM_CONNECTIONS} conns logging in while {STORM_CONNECTIONS} read "
-        f"/users/me): /users/me p99 {storm['quiet_p99_ms']:.1f} ms quiet, "
-        f"{storm['storm_p99_ms']:.1f} ms during the storm ({storm['p99_factor']:.1f}x), "
-        f"{storm['quiet_rps']:,.0f} → {storm['storm_rps']:,.0f} req/s; "
-        f"{storm['login_rps']:.1f} logins/s; {storm['errors']} errors"
-    )
+    storm = report.extra.get("storm")
+    if storm is not None:
+        report.notes.append(
+            f"login storm ({STORM_CONNECTIONS} conns logging in while {STORM_CONNECTIONS} read "
+            f"/users/me): /users/me p99 {storm['quiet_p99_ms']:.1f} ms quiet, "
+            f"{storm['storm_p99_ms']:.1f} ms during the storm ({storm['p99_factor']:.1f}x), "
+            f"{storm['quiet_rps']:,.0f} → {storm['storm_rps']:,.0f} req/s; "
+            f"{storm['login_rps']:.1f} logins/s; {storm['errors']} errors"
+        )
     rss = report.extra["rss_mb"]
     report.notes.append("worker RSS: " + ", ".join(f"{k} {v:.0f} MB" for k, v in rss.items()))
 
@@ -474,7 +489,9 @@ def write_results(report: Report) -> Path:
         f"{meta['pinning']}, load average {meta['load_average']} at the start"
     )
     overridden = " ".join(f"{k}={v}" for k, v in meta["settings_overridden"].items())
-    heading += f"; settings overridden: {overridden}\n\n" if overridden else "\n\n"
+    heading += f"; settings overridden: {overridden}" if overridden else ""
+    heading += f"; only scenarios matching {', '.join(meta['only'])}" if meta["only"] else ""
+    heading += "\n\n"
     markdown.write_text(heading + report.markdown())
     markdown.with_suffix(".json").write_text(json.dumps(report.as_json(), indent=2) + "\n")
     return markdown
@@ -525,6 +542,7 @@ def run(options: argparse.Namespace) -> None:
             "cpus": os.cpu_count(),
             "load_average": ", ".join(f"{v:.2f}" for v in os.getloadavg()),
             "settings_overridden": options.set,
+            "only": options.only,
             "python": platform.python_version(),
             "postgres": describe_server(server_url),
             "seed": {
@@ -551,6 +569,7 @@ def run(options: argparse.Namespace) -> None:
             database_url=url, security=security, audit=audit, overrides=options.set
         ),
         accounts=mint_accounts(plan, security, password),
+        only=options.only,
     )
     report.extra["argon2_verify_per_s"] = round(argon2_rate, 1)
     report.meta["chain_after_bench"] = asyncio.run(chain_state(url, audit))
@@ -578,6 +597,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, help="seconds (default: the duration, at most 3)")
     parser.add_argument("--connections", type=int, nargs="+", default=[8, 64, 256])
     parser.add_argument("--timeout", type=int, default=10, help="wrk's request timeout, s")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        default=[],
+        metavar="TEXT",
+        help="run only the scenarios whose name contains one of these, e.g. /users/me login",
+    )
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--audit-events", type=int, default=50_000, help="e.g. 1000000")
     parser.add_argument(

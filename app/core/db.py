@@ -71,6 +71,7 @@ def create_engine(settings: DatabaseSettings, *, url: str) -> AsyncEngine:
     )
     return create_async_engine(
         async_url(url),
+        # Waiting requests get connections in arrival order (see app/core/pool.py).
         poolclass=MeteredPool,
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,

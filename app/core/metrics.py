@@ -22,12 +22,13 @@ from typing import Any
 from fastapi.routing import iter_route_contexts
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 from prometheus_client.exposition import choose_encoder
-from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry
 from starlette.datastructures import Headers
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.core.config import MULTIPROC_ENV
+from app.core.pool import FifoAsyncQueuePool
 
 METRICS_PATH = "/metrics"
 UNMATCHED_ROUTE = "unmatched"
@@ -228,8 +229,8 @@ class RequestMetrics:
         return self.templates.get(id(endpoint), UNMATCHED_ROUTE)
 
 
-class MeteredPool(AsyncAdaptedQueuePool):
-    """The asyncio queue pool, reporting connections lent out, overflow and checkout waits."""
+class MeteredPool(FifoAsyncQueuePool):
+    """The first-come, first-served pool, reporting connections lent out, overflow and waits."""
 
     # Log as the pool it extends, under `sqlalchemy` and its levels, not as app code.
     _sqla_logger_namespace = "sqlalchemy.pool.impl.AsyncAdaptedQueuePool"
