@@ -31,6 +31,10 @@ class Weekday(StrEnum):
 
 
 MINUTES_PER_DAY = 24 * 60
+MAX_POLICY_MINUTES = 366 * MINUTES_PER_DAY
+"""Longest duration, notice or cut-off a policy may set (a year): instants stay computable."""
+MAX_AHEAD_DAYS = 3660
+"""Furthest horizon a policy may set (ten years)."""
 
 
 class OpeningSpan(BaseModel):
@@ -80,12 +84,20 @@ class BookingPolicy(BaseModel):
     slot_minutes: int = Field(
         ge=1, le=MINUTES_PER_DAY, description="Bookings start and end on multiples of this."
     )
-    min_duration_minutes: int = Field(ge=1, description="Shortest booking allowed.")
-    max_duration_minutes: int = Field(ge=1, description="Longest booking allowed.")
-    min_notice_minutes: int = Field(
-        ge=0, description="How long before its start a booking must be made."
+    min_duration_minutes: int = Field(
+        ge=1, le=MAX_POLICY_MINUTES, description="Shortest booking allowed."
     )
-    max_ahead_days: int = Field(ge=1, description="How far ahead a booking may start.")
+    max_duration_minutes: int = Field(
+        ge=1, le=MAX_POLICY_MINUTES, description="Longest booking allowed."
+    )
+    min_notice_minutes: int = Field(
+        ge=0,
+        le=MAX_POLICY_MINUTES,
+        description="How long before its start a booking must be made.",
+    )
+    max_ahead_days: int = Field(
+        ge=1, le=MAX_AHEAD_DAYS, description="How far ahead a booking may start."
+    )
     buffer_minutes: int = Field(
         ge=0,
         le=MINUTES_PER_DAY,
@@ -93,7 +105,9 @@ class BookingPolicy(BaseModel):
     )
     requires_approval: bool = Field(description="New bookings wait as `pending` for a manager.")
     member_cutoff_minutes: int = Field(
-        ge=0, description="Members may not change or cancel a booking this close to its start."
+        ge=0,
+        le=MAX_POLICY_MINUTES,
+        description="Members may not change or cancel a booking this close to its start.",
     )
 
     @model_validator(mode="after")
@@ -119,13 +133,13 @@ class PolicyOverrides(BaseModel):
 
     opening_hours: OpeningHours | None = None
     slot_minutes: int | None = Field(default=None, ge=1, le=MINUTES_PER_DAY)
-    min_duration_minutes: int | None = Field(default=None, ge=1)
-    max_duration_minutes: int | None = Field(default=None, ge=1)
-    min_notice_minutes: int | None = Field(default=None, ge=0)
-    max_ahead_days: int | None = Field(default=None, ge=1)
+    min_duration_minutes: int | None = Field(default=None, ge=1, le=MAX_POLICY_MINUTES)
+    max_duration_minutes: int | None = Field(default=None, ge=1, le=MAX_POLICY_MINUTES)
+    min_notice_minutes: int | None = Field(default=None, ge=0, le=MAX_POLICY_MINUTES)
+    max_ahead_days: int | None = Field(default=None, ge=1, le=MAX_AHEAD_DAYS)
     buffer_minutes: int | None = Field(default=None, ge=0, le=MINUTES_PER_DAY)
     requires_approval: bool | None = None
-    member_cutoff_minutes: int | None = Field(default=None, ge=0)
+    member_cutoff_minutes: int | None = Field(default=None, ge=0, le=MAX_POLICY_MINUTES)
 
 
 def effective_policy(defaults: BookingPolicy, overrides: PolicyOverrides) -> BookingPolicy:
