@@ -167,7 +167,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if docs:
         mount_offline_docs(app)
     app.include_router(health_router)
-    app.include_router(build_api_router())
+    # The prefix goes on the include: FastAPI checks an include without one by building
+    # every route's handlers up front, and the first request builds them again (twice the
+    # start-up work; the test suite builds dozens of apps).
+    app.include_router(build_api_router(), prefix=API_PREFIX)
     return app
 
 
@@ -183,8 +186,8 @@ def create_served_app() -> FastAPI:
 
 
 def build_api_router() -> APIRouter:
-    """Collect every domain router under `/api/v1`."""
-    api = APIRouter(prefix=API_PREFIX)
+    """Collect every domain router; `create_app` mounts them under `API_PREFIX`."""
+    api = APIRouter()
     api.include_router(auth_router)
     api.include_router(users_router)
     api.include_router(audit_router)
