@@ -235,7 +235,7 @@ export interface paths {
         put?: never;
         /**
          * Create
-         * @description Create an account with a role and an initial password.
+         * @description Create an account with a role and an initial password; honours `Idempotency-Key`.
          */
         post: operations["users-create"];
         delete?: never;
@@ -1848,7 +1848,10 @@ export interface operations {
     "users-create": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: the same key with the same request replays the first committed answer (with `Idempotent-Replayed: true`) instead of running it again. */
+                "Idempotency-Key"?: string | null;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1861,6 +1864,8 @@ export interface operations {
             /** @description Successful Response */
             201: {
                 headers: {
+                    /** @description `true` when this is the stored answer to an earlier request with the same `Idempotency-Key` (absent on a first answer). */
+                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
