@@ -12,6 +12,7 @@ from app.audit.router import router as audit_router
 from app.auth.bootstrap import bootstrap_admin
 from app.auth.ratelimit import RateLimiter
 from app.auth.router import router as auth_router
+from app.bookings.router import bookings_router
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_session_factory
 from app.core.db_errors import DatabaseErrorMiddleware
@@ -58,6 +59,13 @@ TAGS = [
         "description": (
             "The append-only, hash-chained record of every change: search, export as "
             "NDJSON and verify the chain. Admins only."
+        ),
+    },
+    {
+        "name": "bookings",
+        "description": (
+            "Book rooms under their rules; refusals list every broken rule and offer free "
+            "alternatives. Members manage their own bookings, managers and admins any."
         ),
     },
 ]
@@ -191,6 +199,7 @@ def build_api_router() -> APIRouter:
     api.include_router(auth_router)
     api.include_router(users_router)
     api.include_router(audit_router)
+    api.include_router(bookings_router)
     return api
 
 

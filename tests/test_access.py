@@ -52,6 +52,14 @@ ACCESS: dict[tuple[str, str], frozenset[Role] | None] = {
     ("GET", f"{API}/audit/events/export"): ADMIN,
     ("GET", f"{API}/audit/events/{{event_id}}"): ADMIN,
     ("GET", f"{API}/audit/verify"): ADMIN,
+    ("POST", f"{API}/bookings"): SIGNED_IN,
+    ("POST", f"{API}/bookings/check"): SIGNED_IN,
+    ("GET", f"{API}/bookings"): SIGNED_IN,
+    ("GET", f"{API}/bookings/{{booking_id:uuid}}"): SIGNED_IN,
+    ("PATCH", f"{API}/bookings/{{booking_id:uuid}}"): SIGNED_IN,
+    ("POST", f"{API}/bookings/{{booking_id:uuid}}/cancel"): SIGNED_IN,
+    ("POST", f"{API}/bookings/{{booking_id:uuid}}/approve"): MANAGER,
+    ("POST", f"{API}/bookings/{{booking_id:uuid}}/reject"): MANAGER,
 }
 """Who may call each route. A new route must be added here, with the guard it really has."""
 PUBLIC_MOUNTS = frozenset({"/static-offline-docs"})

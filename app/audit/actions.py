@@ -35,6 +35,9 @@ class AuditAction(StrEnum):
     BOOKING_UPDATED = "booking.updated"
     BOOKING_CANCELLED = "booking.cancelled"
     AUTH_PASSWORD_CHECK_FAILED = "auth.password_check_failed"
+    BOOKING_APPROVED = "booking.approved"
+    BOOKING_REJECTED = "booking.rejected"
+    BOOKING_RULES_OVERRIDDEN = "booking.rules_overridden"
 
 
 class AuditEntity(StrEnum):

@@ -167,8 +167,10 @@ def require_role(*roles: Role) -> Callable[..., Awaitable[Principal]]:
     return RoleGuard(frozenset(roles))
 
 
+MANAGER_ROLES = frozenset({Role.MANAGER, Role.ADMIN})
+"""The roles that run rooms and every booking."""
 AdminUser = Annotated[Principal, Depends(require_role(Role.ADMIN))]
-ManagerUser = Annotated[Principal, Depends(require_role(Role.MANAGER, Role.ADMIN))]
+ManagerUser = Annotated[Principal, Depends(require_role(*MANAGER_ROLES))]
 
 
 async def get_idempotency(

@@ -1,10 +1,16 @@
 """Every query on the `rooms` and `bookings` tables."""
 
 import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
 
+from sqlalchemy import ColumnElement, Integer, and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.bookings.models import Room
+from app.bookings.models import Booking, BookingKind, BookingStatus, Room
+from app.bookings.schemas import BookingFilter
+from app.core.pagination import PageRequest, SortValue, fetch_page
 
 
 class RoomRepository:
@@ -22,3 +28,146 @@ class RoomRepository:
         self.session.add(room)
         await self.session.flush()
         return room
+
+
+HOLDING = [status.value for status in (BookingStatus.PENDING, BookingStatus.CONFIRMED)]
+
+
+def _holding(room_id: Any, span: ColumnElement[Any]) -> ColumnElement[bool]:
+    """Rows that hold the room and whose blocked range overlaps `span` (the gist index's query)."""
+    return and_(
+        Booking.room_id == room_id,
+        Booking.status.in_(HOLDING),
+        Booking.blocked.op("&&")(span),
+    )
+
+
+def _span(starts_at: Any, ends_at: Any) -> ColumnElement[Any]:
+    return func.tstzrange(starts_at, ends_at, "[)")
+
+
+class BookingRepository:
+    """Reads and writes bookings (never blackouts) in the caller's session."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, *, booking_id: uuid.UUID) -> Booking | None:
+        """Load one booking by id; a blackout's id finds nothing."""
+        booking = await self.session.get(Booking, booking_id)
+        return booking if booking is not None and booking.kind == BookingKind.BOOKING else None
+
+    async def add(self, *, booking: Booking) -> Booking:
+        """Insert a booking and read back its server-set columns."""
+        self.session.add(booking)
+        await self.session.flush()
+        return booking
+
+    async def update_versioned(
+        self, *, booking_id: uuid.UUID, version: int, values: Mapping[str, Any]
+    ) -> Booking | None:
+        """Apply `values` only if the booking still has `version`; None when it moved on."""
+        statement = (
+            update(Booking)
+            .where(Booking.id == booking_id, Booking.version == version)
+            .values(**values, version=Booking.version + 1, updated_at=func.now())
+            .returning(Booking)
+            .execution_options(populate_existing=True, synchronize_session=False)
+        )
+        return (await self.session.scalars(statement)).one_or_none()
+
+    async def kinds_in_the_way(
+        self,
+        *,
+        room_id: uuid.UUID,
+        starts_at: datetime,
+        blocked_until: datetime,
+        other_than: uuid.UUID | None,
+    ) -> set[BookingKind]:
+        """The kinds of rows (booking, blackout) holding the room somewhere in the range."""
+        statement = (
+            select(Booking.kind)
+            .distinct()
+            .where(_holding(room_id, _span(starts_at, blocked_until)))
+        )
+        if other_than is not None:
+            statement = statement.where(Booking.id != other_than)
+        return {BookingKind(kind) for kind in (await self.session.scalars(statement)).all()}
+
+    async def blocked_ranges(
+        self,
+        *,
+        room_id: uuid.UUID,
+        window_start: datetime,
+        window_end: datetime,
+        other_than: uuid.UUID | None,
+    ) -> list[tuple[datetime, datetime]]:
+        """The blocked ranges (buffers included) of the rows holding the room in the window."""
+        statement = select(Booking.starts_at, Booking.blocked_until).where(
+            _holding(room_id, _span(window_start, window_end))
+        )
+        if other_than is not None:
+            statement = statement.where(Booking.id != other_than)
+        rows = (await self.session.execute(statement)).all()
+        return [(row.starts_at, row.blocked_until) for row in rows]
+
+    async def free_rooms(
+        self,
+        *,
+        starts_at: datetime,
+        ends_at: datetime,
+        attendees: int,
+        default_buffer_minutes: int,
+        other_room: uuid.UUID,
+        other_than: uuid.UUID | None,
+        limit: int,
+    ) -> Sequence[Room]:
+        """Active rooms holding `attendees` with nothing in the way of `[starts_at, ends_at)`.
+
+        Each room's own buffer (its override, else the default) extends the range it must
+        have free, as a booking there would block it; `other_than` (a booking being moved)
+        is not in anyone's way. Smallest fitting room first.
+        """
+        buffer = func.coalesce(
+            Room.policy["buffer_minutes"].astext.cast(Integer), default_buffer_minutes
+        )
+        blocked_until = ends_at + func.make_interval(0, 0, 0, 0, 0, buffer)
+        in_the_way = select(Booking.id).where(_holding(Room.id, _span(starts_at, blocked_until)))
+        if other_than is not None:
+            in_the_way = in_the_way.where(Booking.id != other_than)
+        statement = (
+            select(Room)
+            .where(
+                Room.is_active.is_(True),
+                Room.capacity >= attendees,
+                Room.id != other_room,
+                ~in_the_way.exists(),
+            )
+            .order_by(Room.capacity, Room.name, Room.id)
+            .limit(limit)
+        )
+        return (await self.session.scalars(statement)).all()
+
+    async def list_page(
+        self, *, filters: BookingFilter, page: PageRequest
+    ) -> tuple[Sequence[Booking], tuple[SortValue, uuid.UUID] | None]:
+        """One page of matching bookings by start (then id), earliest first."""
+        statement = select(Booking).where(Booking.kind == BookingKind.BOOKING.value)
+        if filters.owner_id is not None:
+            statement = statement.where(Booking.owner_id == filters.owner_id)
+        if filters.room_id is not None:
+            statement = statement.where(Booking.room_id == filters.room_id)
+        if filters.status is not None:
+            statement = statement.where(Booking.status == filters.status.value)
+        if filters.starts_from is not None:
+            statement = statement.where(Booking.starts_at >= filters.starts_from)
+        if filters.starts_before is not None:
+            statement = statement.where(Booking.starts_at < filters.starts_before)
+        return await fetch_page(
+            self.session,
+            statement=statement,
+            sort_column=Booking.starts_at,
+            id_column=Booking.id,
+            page=page,
+            descending=False,
+        )

@@ -1,0 +1,77 @@
+"""How requests get the bookings services, the acting caller, and the booking a path names."""
+
+import uuid
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+
+from app.audit.dependencies import AuditServiceDep
+from app.auth.dependencies import MANAGER_ROLES, CurrentUser
+from app.bookings.models import Booking, BookingStatus
+from app.bookings.schemas import BookingFilter
+from app.bookings.service import Actor, BookingService, build_booking_service
+from app.core.clock import ClockDep
+from app.core.db import SessionDep
+from app.core.types import BoundedDatetime
+
+
+async def get_booking_service(
+    request: Request, session: SessionDep, audit: AuditServiceDep, clock: ClockDep
+) -> BookingService:
+    """The request's BookingService."""
+    return build_booking_service(
+        session, audit=audit, settings=request.app.state.settings.bookings, clock=clock
+    )
+
+
+BookingServiceDep = Annotated[BookingService, Depends(get_booking_service)]
+
+
+async def get_actor(principal: CurrentUser) -> Actor:
+    """The signed-in caller as the bookings domain sees them: own bookings, or all of them."""
+    return Actor(id=principal.id, manages=principal.role in MANAGER_ROLES)
+
+
+ActorDep = Annotated[Actor, Depends(get_actor)]
+
+
+async def booking_in_path(
+    booking_id: uuid.UUID, actor: ActorDep, bookings: BookingServiceDep
+) -> Booking:
+    """The booking `{booking_id}` names if the caller may see it; `BookingNotFound` otherwise."""
+    return await bookings.visible(actor=actor, booking_id=booking_id)
+
+
+BookingInPath = Annotated[Booking, Depends(booking_in_path)]
+"""The path's booking, loaded once; routes list a role guard before it, so a caller without
+the role gets 403 whether or not the booking exists."""
+
+
+async def get_booking_filter(
+    *,
+    room_id: uuid.UUID | None = None,
+    status: BookingStatus | None = None,
+    starts_from: Annotated[
+        BoundedDatetime | None,
+        Query(alias="from", description="Bookings starting at or after this instant."),
+    ] = None,
+    starts_before: Annotated[
+        BoundedDatetime | None,
+        Query(alias="to", description="Bookings starting before this instant."),
+    ] = None,
+    owner_id: Annotated[
+        uuid.UUID | None,
+        Query(description="Managers and admins: one person's bookings. Members: 403 unless self."),
+    ] = None,
+) -> BookingFilter:
+    """Read the booking list's filters from the query string."""
+    return BookingFilter(
+        room_id=room_id,
+        status=status,
+        starts_from=starts_from,
+        starts_before=starts_before,
+        owner_id=owner_id,
+    )
+
+
+BookingFilterDep = Annotated[BookingFilter, Depends(get_booking_filter)]
