@@ -4,7 +4,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
 
-from app.auth.dependencies import ManagerUser
+from app.auth.dependencies import IdempotencyDep, ManagerUser
 from app.bookings.dependencies import (
     ActorDep,
     BookingFilterDep,
@@ -49,6 +49,7 @@ def _read(booking: Booking, response: Response) -> BookingRead:
     "",
     name="create",
     status_code=status.HTTP_201_CREATED,
+    response_model=BookingRead,
     responses={**problem_responses(403), **REFUSALS},
 )
 async def create_booking(
@@ -56,17 +57,18 @@ async def create_booking(
     actor: ActorDep,
     data: BookingCreate,
     bookings: BookingServiceDep,
+    idempotency: IdempotencyDep,
     request: Request,
     response: Response,
-) -> BookingRead:
+) -> Response:
     """Book a room: `pending` where the room needs approval, else `confirmed`.
 
     Refused with every rule broken: 409 `booking-refused` when the time is taken (with
-    `alternatives`), else 422 `booking-rules-violated`.
+    `alternatives`), else 422 `booking-rules-violated`. Honours `Idempotency-Key`.
     """
     booking = await bookings.create(actor=actor, data=data)
     response.headers["Location"] = f"{request.url.path.rstrip('/')}/{booking.id}"
-    return _read(booking, response)
+    return await idempotency.respond(_read(booking, response))
 
 
 @bookings_router.post("/check", name="check", responses=problem_responses(403))
@@ -112,54 +114,75 @@ async def update_booking(
     return _read(updated, response)
 
 
-@bookings_router.post("/{booking_id:uuid}/cancel", name="cancel", responses=CHANGE_PROBLEMS)
+@bookings_router.post(
+    "/{booking_id:uuid}/cancel",
+    name="cancel",
+    response_model=BookingRead,
+    responses=CHANGE_PROBLEMS,
+)
 async def cancel_booking(
     *,
     actor: ActorDep,
     booking: BookingInPath,
     data: CancelRequest,
     bookings: BookingServiceDep,
+    idempotency: IdempotencyDep,
     response: Response,
     if_match: IfMatch = None,
-) -> BookingRead:
-    """Cancel a pending or confirmed booking (members: their own, before the cut-off)."""
+) -> Response:
+    """Cancel a pending or confirmed booking (members: their own, before the cut-off).
+
+    Honours `Idempotency-Key`, as approve and reject do.
+    """
     updated = await bookings.cancel(
         actor=actor,
         booking=booking,
         expected_versions=required_versions(if_match),
         reason=data.reason,
     )
-    return _read(updated, response)
+    return await idempotency.respond(_read(updated, response))
 
 
-@bookings_router.post("/{booking_id:uuid}/approve", name="approve", responses=CHANGE_PROBLEMS)
+@bookings_router.post(
+    "/{booking_id:uuid}/approve",
+    name="approve",
+    response_model=BookingRead,
+    responses=CHANGE_PROBLEMS,
+)
 async def approve_booking(
     *,
     _: ManagerUser,
     actor: ActorDep,
     booking: BookingInPath,
     bookings: BookingServiceDep,
+    idempotency: IdempotencyDep,
     response: Response,
     if_match: IfMatch = None,
-) -> BookingRead:
+) -> Response:
     """Confirm a pending booking."""
     updated = await bookings.approve(
         actor=actor, booking=booking, expected_versions=required_versions(if_match)
     )
-    return _read(updated, response)
+    return await idempotency.respond(_read(updated, response))
 
 
-@bookings_router.post("/{booking_id:uuid}/reject", name="reject", responses=CHANGE_PROBLEMS)
+@bookings_router.post(
+    "/{booking_id:uuid}/reject",
+    name="reject",
+    response_model=BookingRead,
+    responses=CHANGE_PROBLEMS,
+)
 async def reject_booking(
     *,
     _: ManagerUser,
     actor: ActorDep,
     booking: BookingInPath,
     bookings: BookingServiceDep,
+    idempotency: IdempotencyDep,
     response: Response,
     data: RejectRequest | None = None,
     if_match: IfMatch = None,
-) -> BookingRead:
+) -> Response:
     """Turn down a pending booking, optionally saying why; the room is free again."""
     updated = await bookings.reject(
         actor=actor,
@@ -167,4 +190,4 @@ async def reject_booking(
         expected_versions=required_versions(if_match),
         reason=None if data is None else data.reason,
     )
-    return _read(updated, response)
+    return await idempotency.respond(_read(updated, response))
