@@ -285,7 +285,7 @@ class BookingService:
         )
         self._outside_cutoff(actor=actor, proposal=current, doing="change")
         values = _plain_changes(booking=booking, data=data)
-        moved = await self._moved(actor=actor, booking=booking, current=current, data=data)
+        moved = await self._moved(booking=booking, current=current, data=data)
         if moved is None:
             return await self._apply(booking=booking, values=values)
         proposal, codes = moved
@@ -412,7 +412,7 @@ class BookingService:
         return effective_policy(self.defaults, PolicyOverrides.model_validate(room.policy))
 
     async def _moved(
-        self, *, actor: Actor, booking: Booking, current: Proposal, data: BookingUpdate
+        self, *, booking: Booking, current: Proposal, data: BookingUpdate
     ) -> tuple[Proposal, frozenset[ViolationCode]] | None:
         """The booking's new placement and the rules to judge it by; None if it stays put."""
         starts_at = _given(data.starts_at, booking.starts_at)
