@@ -32,6 +32,8 @@ Interval = tuple[datetime, datetime]
 
 ALTERNATIVES_SEARCH_DAYS = 7
 """How many days before and after a requested start `nearest_free_slots` searches."""
+_OPENING_SCAN = timedelta(days=9)
+"""Nine elapsed days always hold seven whole local days, also across a change of clocks."""
 
 _WEEKDAYS = tuple(Weekday)
 
@@ -71,6 +73,21 @@ def open_intervals(
                 spans.append((start, end))
         day += ONE_DAY
     return _union(spans)
+
+
+def is_open_throughout(
+    *, policy: BookingPolicy, time_zone: ZoneInfo, starts_at: datetime, ends_at: datetime
+) -> bool:
+    """Whether the room stays open for the whole of `[starts_at, ends_at)`, without a break."""
+    starts_at, ends_at = as_utc(starts_at), as_utc(ends_at)
+    # Opening hours repeat every week: open through its first nine days, a range spans a
+    # whole week of open days, so the room never closes. Looking no further keeps a range
+    # thousands of years long as cheap to judge as any other.
+    scanned_until = min(ends_at, starts_at + _OPENING_SCAN)
+    opened = open_intervals(
+        policy=policy, time_zone=time_zone, window_start=starts_at, window_end=scanned_until
+    )
+    return opened == [(starts_at, scanned_until)]
 
 
 def list_free_intervals(

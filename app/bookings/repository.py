@@ -5,10 +5,26 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, and_, func, select, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    DateTime,
+    Integer,
+    Interval,
+    Row,
+    and_,
+    bindparam,
+    exists,
+    func,
+    literal,
+    literal_column,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.bookings.models import Booking, BookingKind, BookingStatus, Room
+from app.bookings.models import HOLDING_STATUSES, Booking, BookingKind, Room
 from app.bookings.schemas import BookingFilter
 from app.core.pagination import PageRequest, SortValue, fetch_page
 
@@ -30,7 +46,16 @@ class RoomRepository:
         return room
 
 
-HOLDING = [status.value for status in (BookingStatus.PENDING, BookingStatus.CONFIRMED)]
+HOLDING: BindParameter[list[str]] = bindparam(
+    "holding", list(HOLDING_STATUSES), expanding=True, literal_execute=True
+)
+"""The statuses that hold a room, written into the SQL as literals: the gist index of
+`bookings_no_overlap` is partial (`WHERE status IN ('pending', 'confirmed')`), and the
+planner can use it only when it sees the same values, not parameters."""
+ONE_MINUTE = literal_column("interval '1 minute'", Interval)
+
+BlockingRow = Row[datetime, datetime, datetime, str, str, uuid.UUID]
+"""`starts_at, ends_at, blocked_until, kind, status, owner_id` of a row holding a room."""
 
 
 def _holding(room_id: Any, span: ColumnElement[Any]) -> ColumnElement[bool]:
@@ -44,6 +69,20 @@ def _holding(room_id: Any, span: ColumnElement[Any]) -> ColumnElement[bool]:
 
 def _span(starts_at: Any, ends_at: Any) -> ColumnElement[Any]:
     return func.tstzrange(starts_at, ends_at, "[)")
+
+
+def _blocked_by_booking_in_room(
+    starts_at: datetime, ends_at: datetime, default_buffer_minutes: int
+) -> ColumnElement[Any]:
+    """The range a booking of `[starts_at, ends_at)` would block in the room of the query.
+
+    It ends after the room's own buffer (its override, else the default): exactly what the
+    exclusion constraint would compare with the rows holding that room.
+    """
+    buffer = func.coalesce(
+        Room.policy["buffer_minutes"].astext.cast(Integer), default_buffer_minutes
+    )
+    return _span(starts_at, literal(ends_at, DateTime(timezone=True)) + buffer * ONE_MINUTE)
 
 
 class BookingRepository:
@@ -128,11 +167,8 @@ class BookingRepository:
         have free, as a booking there would block it; `other_than` (a booking being moved)
         is not in anyone's way. Smallest fitting room first.
         """
-        buffer = func.coalesce(
-            Room.policy["buffer_minutes"].astext.cast(Integer), default_buffer_minutes
-        )
-        blocked_until = ends_at + func.make_interval(0, 0, 0, 0, 0, buffer)
-        in_the_way = select(Booking.id).where(_holding(Room.id, _span(starts_at, blocked_until)))
+        blocked = _blocked_by_booking_in_room(starts_at, ends_at, default_buffer_minutes)
+        in_the_way = select(Booking.id).where(_holding(Room.id, blocked))
         if other_than is not None:
             in_the_way = in_the_way.where(Booking.id != other_than)
         statement = (
@@ -171,3 +207,53 @@ class BookingRepository:
             page=page,
             descending=False,
         )
+
+
+class AvailabilityRepository:
+    """The queries behind availability: what blocks a room, and which rooms nothing blocks."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def blocking_rows(
+        self, *, room_id: uuid.UUID, window_start: datetime, window_end: datetime
+    ) -> Sequence[BlockingRow]:
+        """Bookings and blackouts holding the room whose blocked range meets the window."""
+        statement = (
+            select(
+                Booking.starts_at,
+                Booking.ends_at,
+                Booking.blocked_until,
+                Booking.kind,
+                Booking.status,
+                Booking.owner_id,
+            )
+            .where(_holding(room_id, _span(window_start, window_end)))
+            .order_by(Booking.starts_at)
+        )
+        return (await self.session.execute(statement)).all()
+
+    async def unblocked_rooms(
+        self,
+        *,
+        starts_at: datetime,
+        ends_at: datetime,
+        default_buffer_minutes: int,
+        min_capacity: int | None,
+        amenities: Sequence[str],
+        after: tuple[SortValue, uuid.UUID] | None,
+        limit: int,
+    ) -> Sequence[Room]:
+        """Active matching rooms a booking of `[starts_at, ends_at)` would fit in, by name."""
+        blocked = _blocked_by_booking_in_room(starts_at, ends_at, default_buffer_minutes)
+        statement = select(Room).where(
+            Room.is_active.is_(True), ~exists().where(_holding(Room.id, blocked))
+        )
+        if min_capacity is not None:
+            statement = statement.where(Room.capacity >= min_capacity)
+        if amenities:
+            statement = statement.where(Room.amenities.contains(list(amenities)))
+        if after is not None:
+            statement = statement.where(tuple_(Room.name, Room.id) > after)
+        statement = statement.order_by(Room.name, Room.id).limit(limit)
+        return (await self.session.scalars(statement)).all()

@@ -12,12 +12,9 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from app.bookings.intervals import as_utc, open_intervals, start_limits
+from app.bookings.intervals import as_utc, is_open_throughout, start_limits
 from app.bookings.policy import BookingPolicy
 from app.bookings.slots import is_slot_boundary
-
-_OPENING_SCAN = timedelta(days=9)
-"""Nine elapsed days always hold seven whole local days, also across a change of clocks."""
 
 
 class ViolationCode(StrEnum):
@@ -136,14 +133,7 @@ def _opening(
     *, policy: BookingPolicy, time_zone: ZoneInfo, starts_at: datetime, ends_at: datetime
 ) -> list[Violation]:
     """The whole booking within one stretch of opening hours."""
-    # Opening hours repeat every week: open through its first nine days, a booking spans a
-    # whole week of open days, so the room never closes. Looking no further keeps a booking
-    # thousands of years long as cheap to judge as any other.
-    scanned_until = min(ends_at, starts_at + _OPENING_SCAN)
-    opened = open_intervals(
-        policy=policy, time_zone=time_zone, window_start=starts_at, window_end=scanned_until
-    )
-    if opened == [(starts_at, scanned_until)]:
+    if is_open_throughout(policy=policy, time_zone=time_zone, starts_at=starts_at, ends_at=ends_at):
         return []
     local_start, local_end = (instant.astimezone(time_zone) for instant in (starts_at, ends_at))
     return [
