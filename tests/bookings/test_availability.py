@@ -25,10 +25,9 @@ from app.bookings.models import Booking, BookingKind, BookingStatus, Room
 from app.core.config import Settings
 from app.core.errors import ValidationFailed
 from app.core.pagination import PageRequest
-from tests.bookings.conftest import CreateRoom
+from tests.bookings.conftest import CreateRoom, InsertBooking
 from tests.bookings.policies import BERLIN, NEW_YORK, local, utc, wall
 from tests.conftest import CreateUser
-from tests.factories import BookingFactory
 
 MONDAY = "2027-03-29"
 """A work day in Berlin summer time (UTC+2)."""
@@ -70,17 +69,11 @@ def availability(app: FastAPI, db_session: AsyncSession) -> AvailabilityService:
     return build_availability_service(db_session, settings=settings.bookings)
 
 
-@pytest.fixture
-async def room(create_room: CreateRoom) -> Room:
-    """A Berlin room with the default policy: Mon-Fri 08:00-20:00, 15-minute slots, no buffer."""
-    return await create_room()
-
-
 class Insert:
-    """Inserts `bookings` rows (bookings and blackouts) for one owner."""
+    """Rows for one owner through `insert_booking`, in the order the tests read them."""
 
-    def __init__(self, session: AsyncSession, owner_id: uuid.UUID) -> None:
-        self.session = session
+    def __init__(self, insert_booking: InsertBooking, owner_id: uuid.UUID) -> None:
+        self.insert_booking = insert_booking
         self.owner_id = owner_id
 
     async def booking(
@@ -93,29 +86,31 @@ class Insert:
         **fields: Any,
     ) -> Booking:
         """A booking (confirmed unless `status` says otherwise) blocking its buffer after it."""
-        row = BookingFactory.build(
-            room_id=room.id,
+        return await self.insert_booking(
+            room=room,
             owner_id=fields.pop("owner_id", self.owner_id),
-            starts_at=starts_at,
-            ends_at=ends_at,
+            start=starts_at,
+            end=ends_at,
             blocked_until=ends_at + timedelta(minutes=buffer_minutes),
             **fields,
         )
-        self.session.add(row)
-        await self.session.flush()
-        return row
 
     async def blackout(self, room: Room, starts_at: datetime, ends_at: datetime) -> Booking:
         """A blackout declared by the owner."""
-        return await self.booking(
-            room, starts_at, ends_at, kind=BookingKind.BLACKOUT.value, attendees=0, title="Works"
+        return await self.insert_booking(
+            room=room,
+            owner_id=self.owner_id,
+            start=starts_at,
+            end=ends_at,
+            kind=BookingKind.BLACKOUT.value,
+            title="Works",
         )
 
 
 @pytest.fixture
-def insert(db_session: AsyncSession, owner_id: uuid.UUID) -> Insert:
+def insert(insert_booking: InsertBooking, owner_id: uuid.UUID) -> Insert:
     """Row inserter for the test's transaction."""
-    return Insert(db_session, owner_id)
+    return Insert(insert_booking, owner_id)
 
 
 async def of_monday(
@@ -522,6 +517,7 @@ async def test_free_rooms_come_in_full_pages_past_closed_and_taken_rooms(
     availability: AvailabilityService,
     create_room: CreateRoom,
     insert: Insert,
+    db_session: AsyncSession,
 ) -> None:
     window = (monday("10:00"), monday("11:00"))
     for index in range(12):
@@ -529,7 +525,7 @@ async def test_free_rooms_come_in_full_pages_past_closed_and_taken_rooms(
         if index % 3 == 1:
             await insert.booking(room, *window)
         elif index % 3 == 2:
-            await room_closed_on_mondays(room, insert.session)
+            await room_closed_on_mondays(room, db_session)
 
     pages: list[list[str]] = []
     after = None

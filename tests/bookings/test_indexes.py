@@ -1,8 +1,10 @@
-"""Availability queries stay index scans on a realistically sized, analysed data set.
+"""Every query over blocked ranges is a gist index scan on a realistically sized data set.
 
 500 rooms and 50,000 bookings over a year (one in ten cancelled) are inserted with bulk
 SQL and analysed inside the test's transaction; then the exact statements the
-repository sends are EXPLAINed. The same plans at 200,000 bookings are in the README.
+repositories send are EXPLAINed: a room's availability, free rooms, and the booking
+service's overlap and alternatives queries. The same plans at 200,000 bookings are in the
+README; the booking list's plans are in `test_bookings_indexes.py`.
 """
 
 import re
@@ -18,11 +20,13 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.bookings.models import OVERLAP_CONSTRAINT, Room
-from app.bookings.repository import AvailabilityRepository
+from app.bookings.repository import AvailabilityRepository, BookingRepository
 
 ROOMS = 500
 BOOKINGS_PER_ROOM = 100
 START = datetime(2027, 1, 4, 8, 0, tzinfo=UTC)
+WEEK = START + timedelta(days=90)
+"""Monday of a week in the middle of the seeded year."""
 SEED_ROOMS = """
 INSERT INTO rooms (id, name, building, floor, capacity, amenities, time_zone)
 SELECT gen_random_uuid(), 'Seeded room ' || lpad(n::text, 4, '0'), 'Building ' || n % 7,
@@ -68,7 +72,7 @@ def captured(app: FastAPI) -> Iterator[Captured]:
 @pytest.fixture
 async def seeded(db_session: AsyncSession, owner_id: uuid.UUID) -> None:
     """The rooms and bookings, with planner statistics gathered for them."""
-    # Checking 200,000 rows against the exclusion constraint outlasts the tests' timeout.
+    # Checking this many rows against the exclusion constraint can outlast the tests' timeout.
     await db_session.execute(text("SET LOCAL statement_timeout = 0"))
     await db_session.execute(text(SEED_ROOMS), {"rooms": ROOMS})
     await db_session.execute(
@@ -96,45 +100,66 @@ FREE_ROOM_FILTERS = [(None, ()), (20, ()), (None, ("projector", "whiteboard")), 
 
 
 @pytest.mark.usefixtures("seeded")
-async def test_availability_queries_are_index_scans(
+async def test_every_query_over_blocked_ranges_is_a_gist_index_scan(
     db_session: AsyncSession, captured: Captured
 ) -> None:
-    repository = AvailabilityRepository(db_session)
     room_id = await db_session.scalar(select(Room.id).order_by(Room.name).limit(1))
     assert room_id is not None
-    week = START + timedelta(days=90)
-    hour = week + timedelta(hours=2)
+    availability = AvailabilityRepository(db_session)
+    bookings = BookingRepository(db_session)
+    hour = WEEK + timedelta(hours=2)
 
-    blocking = await plan_of(
-        db_session,
-        captured,
-        repository.blocking_rows(
-            room_id=room_id, window_start=week, window_end=week + timedelta(days=7)
+    one_room = {
+        "a room's week": availability.blocking_rows(
+            room_id=room_id, window_start=WEEK, window_end=WEEK + timedelta(days=7)
         ),
-    )
-    free_rooms = [
-        await plan_of(
-            db_session,
-            captured,
-            repository.unblocked_rooms(
-                starts_at=hour,
-                ends_at=hour + timedelta(hours=1),
-                default_buffer_minutes=15,
-                min_capacity=min_capacity,
-                amenities=amenities,
-                after=None,
-                limit=21,
-            ),
+        "kinds in the way": bookings.kinds_in_the_way(
+            room_id=room_id,
+            starts_at=hour,
+            blocked_until=hour + timedelta(hours=1),
+            other_than=None,
+        ),
+        "alternative times": bookings.blocked_ranges(
+            room_id=room_id,
+            window_start=WEEK,
+            window_end=WEEK + timedelta(days=14),
+            other_than=uuid.uuid4(),
+        ),
+    }
+    rooms = {
+        f"free rooms {filters}": availability.unblocked_rooms(
+            starts_at=hour,
+            ends_at=hour + timedelta(hours=1),
+            default_buffer_minutes=15,
+            min_capacity=filters[0],
+            amenities=filters[1],
+            after=None,
+            limit=21,
         )
-        for min_capacity, amenities in FREE_ROOM_FILTERS
-    ]
+        for filters in FREE_ROOM_FILTERS
+    } | {
+        "alternative rooms": bookings.free_rooms(
+            starts_at=hour,
+            ends_at=hour + timedelta(hours=1),
+            attendees=4,
+            default_buffer_minutes=15,
+            other_room=room_id,
+            other_than=None,
+            limit=9,
+        ),
+    }
+    one_room_plans = {name: await plan_of(db_session, captured, q) for name, q in one_room.items()}
+    rooms_plans = {name: await plan_of(db_session, captured, q) for name, q in rooms.items()}
 
-    # One room's rows in the window: a lookup in the gist index of the exclusion constraint.
-    assert INDEX_SCAN.search(blocking), blocking
-    assert "Seq Scan" not in blocking, blocking
-    # Free rooms: rooms in name order, each probing the same index once (NOT EXISTS).
-    for plan in free_rooms:
-        assert "Nested Loop Anti Join" in plan, plan
-        assert "Index Scan using ix_rooms_name_id on rooms" in plan, plan
-        assert INDEX_SCAN.search(plan), plan
-        assert "Seq Scan" not in plan, plan
+    # One room's rows in a range: a lookup in the gist index of the exclusion constraint.
+    for name, plan in one_room_plans.items():
+        assert INDEX_SCAN.search(plan), f"{name}:\n{plan}"
+        assert "Seq Scan" not in plan, f"{name}:\n{plan}"
+    # Rooms in the order asked for, from an index, each probing the gist index once (NOT
+    # EXISTS) until the page is full: never a hash of every booking.
+    for name, plan in rooms_plans.items():
+        assert "Nested Loop Anti Join" in plan, f"{name}:\n{plan}"
+        assert "Index Scan using ix_rooms_" in plan, f"{name}:\n{plan}"
+        assert INDEX_SCAN.search(plan), f"{name}:\n{plan}"
+        assert "Seq Scan" not in plan, f"{name}:\n{plan}"
+    assert "ix_rooms_capacity_name_id" in rooms_plans["alternative rooms"]
