@@ -28,11 +28,15 @@ async def _admin(url: str, statement: str) -> None:
         await connection.close()
 
 
-async def create_test_database() -> tuple[str, str]:
-    """Create a fresh database for this run; return (server URL, database URL)."""
+async def create_test_database(*, template: str | None = None) -> tuple[str, str]:
+    """Create a fresh database (a copy of the database `template` when named).
+
+    Return (server URL, database URL).
+    """
     server = server_url()
     name = f"roombook_test_{uuid.uuid4().hex[:10]}"
-    await _admin(server, f'CREATE DATABASE "{name}"')
+    copy = f' TEMPLATE "{template}"' if template else ""
+    await _admin(server, f'CREATE DATABASE "{name}"{copy}')
     return server, async_url(devdb.with_database(server, name))
 
 

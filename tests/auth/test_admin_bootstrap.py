@@ -17,16 +17,14 @@ from app.core.config import AuthSettings, get_settings
 from app.factory import create_app
 from app.users.models import User
 from tests.conftest import make_settings
-from tests.database import migrate
 
 GOOD = "operations passphrase of some length"
 
 
 @pytest.fixture
-async def scratch_url(fresh_database_url: str) -> str:
+def scratch_url(migrated_database_url: str) -> str:
     """A migrated database of its own, so bootstrap runs against an empty user table."""
-    await migrate(fresh_database_url)
-    return fresh_database_url
+    return migrated_database_url
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from app.core.config import AuthSettings
 from app.factory import create_app
 from tests.conftest import make_settings
-from tests.database import create_test_database, drop_test_database, migrate
+from tests.database import create_test_database, drop_test_database
 
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "0"))
 """Generated examples per operation (each sent as every role); `make fuzz` sets it.
@@ -78,10 +78,9 @@ SESSION_ENDING = frozenset(
 
 
 @pytest.fixture(scope="module")
-async def fuzz_database() -> AsyncIterator[str]:
+async def fuzz_database(migrated_template: str) -> AsyncIterator[str]:
     """A migrated database only the fuzzed app writes to."""
-    server, url = await create_test_database()
-    await migrate(url)
+    server, url = await create_test_database(template=migrated_template)
     yield url
     await drop_test_database(server, url)
 
