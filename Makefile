@@ -44,8 +44,9 @@ serve: install ## Serve like production: no reload, workers from settings, forwa
 test: install ## Run the whole suite with coverage (fails under 90%)
 	$(TEST_ENV) $(RUN) pytest -n $(PYTEST_WORKERS) --cov=app --cov-report=term --cov-fail-under=90 $(PYTEST_ARGS)
 
-fuzz: install ## Long Schemathesis run over every operation as each role (FUZZ_EXAMPLES, default 200)
-	FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),200) $(RUN) pytest tests/core/test_schemathesis.py -p no:randomly $(PYTEST_ARGS)
+fuzz: install ## Long Schemathesis run as each role, and the bookings state machine (FUZZ_EXAMPLES, default 200)
+	FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),200) $(RUN) pytest tests/core/test_schemathesis.py \
+		tests/bookings/test_stateful.py -p no:randomly $(PYTEST_ARGS)
 
 test-%: install ## Run one domain's suite, e.g. make test-auth
 	$(TEST_ENV) $(RUN) pytest tests/$* $(PYTEST_ARGS)

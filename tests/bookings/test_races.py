@@ -1,0 +1,237 @@
+"""Fifty bookings racing for one slot through real connections: exactly one gets the room.
+
+Each request runs in its own transaction on its own pooled connection. The contenders are
+held at a barrier right before their INSERT (or the UPDATE of a move) until every one of
+them has passed the rules, so only the exclusion constraint `bookings_no_overlap` can pick
+the winner. Without it all fifty would be written, every run.
+"""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient, Response
+from pydantic import SecretStr
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.audit.models import AuditEvent
+from app.bookings.models import HOLDING_STATUSES, Booking, Room
+from app.bookings.repository import BookingRepository
+from app.core.clock import Clock, get_clock
+from app.core.config import DatabaseSettings
+from app.factory import create_app
+from app.users.schemas import Role
+from tests.auth.conftest import bearer, committed_user, login
+from tests.bookings.conftest import BOOKINGS, NOW, body, if_match, local
+from tests.conftest import make_settings
+from tests.factories import BookingFactory, RoomFactory
+
+CONTENDERS = 50
+MEMBERS = 5
+"""The contenders are spread over a few members (each books and moves their own)."""
+BARRIER_TIMEOUT_S = 30.0
+"""A contender that never reaches the barrier fails the test instead of hanging it."""
+SLOT_START, SLOT_END = local(8, 10), local(8, 11)
+"""The contested hour: Tuesday 8 January 2030, 10:00 to 11:00 in Berlin."""
+
+
+@dataclass(frozen=True, slots=True)
+class Arena:
+    """The racing app, a client for it, and the members who race."""
+
+    app: FastAPI
+    client: AsyncClient
+    members: list[dict[str, str]]
+    member_ids: list[uuid.UUID]
+    room: Room
+
+
+@pytest.fixture
+async def arena(database_url: str, committed_client: AsyncClient) -> AsyncIterator[Arena]:
+    """An app with a pooled connection for every contender, a room and members, all committed.
+
+    `committed_client` empties the tables afterwards.
+    """
+    database = DatabaseSettings(
+        url=SecretStr(database_url), statement_timeout_ms=10_000, pool_size=CONTENDERS
+    )
+    app = create_app(make_settings(database_url, database=database))
+
+    async def clock() -> Clock:
+        return lambda: NOW.astimezone(UTC)
+
+    app.dependency_overrides[get_clock] = clock
+    async with (
+        LifespanManager(app),
+        AsyncClient(transport=ASGITransport(app=app), base_url="http://testserver") as client,
+    ):
+        members, member_ids = [], []
+        for number in range(MEMBERS):
+            email = f"racer{number}@example.com"
+            member_ids.append(await committed_user(app, email=email, role=Role.MEMBER))
+            response = await login(client, email)
+            assert response.status_code == 200, response.text
+            members.append(bearer(response.json()["access_token"]))
+        room = RoomFactory.build()
+        async with _session(app) as session, session.begin():
+            session.add(room)
+        yield Arena(app=app, client=client, members=members, member_ids=member_ids, room=room)
+
+
+def _session(app: FastAPI) -> AsyncSession:
+    factory: async_sessionmaker[AsyncSession] = app.state.session_factory
+    return factory()
+
+
+class Gate:
+    """Holds the first `parties` callers until all of them arrived, then lets them all go.
+
+    It notes the server process of each caller's connection, to show they were distinct.
+    Later calls (a request re-run after a deadlock) pass straight through: the barrier is
+    for the first meeting only.
+    """
+
+    def __init__(self, parties: int) -> None:
+        self.parties = parties
+        self.backends: set[int] = set()
+        self.arrived = 0
+        self.barrier = asyncio.Barrier(parties)
+
+    async def wait(self, session: AsyncSession) -> None:
+        """Wait for the others, once per contender, inside the contender's transaction."""
+        if self.arrived >= self.parties:
+            return
+        self.arrived += 1
+        self.backends.add(await session.scalar(select(func.pg_backend_pid())) or 0)
+        async with asyncio.timeout(BARRIER_TIMEOUT_S):
+            await self.barrier.wait()
+
+
+def overlapping_slot(number: int) -> tuple[datetime, datetime]:
+    """Start 10:00 to 10:45 and end 11:00 to 11:30: every two of them share 10:45 to 11:00."""
+    start = SLOT_START + timedelta(minutes=15 * (number % 4))
+    end = SLOT_END + timedelta(minutes=15 * (number % 3))
+    return start, end
+
+
+async def holding(app: FastAPI, room: Room) -> list[Booking]:
+    """The bookings holding the room, committed."""
+    async with _session(app) as session:
+        rows = await session.scalars(
+            select(Booking).where(Booking.room_id == room.id, Booking.status.in_(HOLDING_STATUSES))
+        )
+        return list(rows.all())
+
+
+def assert_one_winner(answers: list[Response], *, won: int) -> Response:
+    """One answer `won`, every other a 409 whose only violation is the overlap."""
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses == sorted([won] + [409] * (CONTENDERS - 1)), statuses
+    for answer in answers:
+        if answer.status_code == 409:
+            problem = answer.json()
+            assert problem["code"] == "booking-refused"
+            assert [v["code"] for v in problem["violations"]] == ["overlap"]
+    return next(answer for answer in answers if answer.status_code == won)
+
+
+async def test_fifty_bookings_of_one_slot_at_once_one_is_made_and_49_refused(
+    arena: Arena, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = Gate(CONTENDERS)
+    add = BookingRepository.add
+
+    async def add_when_all_judged(self: BookingRepository, *, booking: Booking) -> Booking:
+        # Every contender found the rules kept and is about to insert: the constraint decides.
+        await gate.wait(self.session)
+        return await add(self, booking=booking)
+
+    monkeypatch.setattr(BookingRepository, "add", add_when_all_judged)
+    answers = await asyncio.gather(
+        *(
+            arena.client.post(
+                BOOKINGS,
+                json=body(arena.room, *overlapping_slot(number), title=f"Contender {number}"),
+                headers=arena.members[number % MEMBERS],
+            )
+            for number in range(CONTENDERS)
+        )
+    )
+    monkeypatch.undo()
+
+    assert len(gate.backends) == CONTENDERS
+    winner = assert_one_winner(answers, won=201)
+    [row] = await holding(arena.app, arena.room)
+    assert str(row.id) == winner.json()["id"]
+    async with _session(arena.app) as session:
+        created = await session.scalar(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(AuditEvent.action == "booking.created")
+        )
+    assert created == 1
+
+
+async def test_fifty_moves_onto_one_slot_at_once_one_is_made_and_49_refused(
+    arena: Arena, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Fifty one-hour bookings spread over five more weekdays, ten a day from 08:00.
+    days = (9, 10, 11, 14, 15)
+    bookings = [
+        BookingFactory.build(
+            room_id=arena.room.id,
+            owner_id=arena.member_ids[number % MEMBERS],
+            starts_at=local(days[number // 10], 8 + number % 10),
+            ends_at=local(days[number // 10], 9 + number % 10),
+            blocked_until=local(days[number // 10], 9 + number % 10),
+        )
+        for number in range(CONTENDERS)
+    ]
+    async with _session(arena.app) as session, session.begin():
+        session.add_all(bookings)
+    gate = Gate(CONTENDERS)
+    update_versioned = BookingRepository.update_versioned
+
+    async def update_when_all_judged(
+        self: BookingRepository, *, booking_id: uuid.UUID, version: int, values: Mapping[str, Any]
+    ) -> Booking | None:
+        # Every move passed the rules and its version check: the constraint decides.
+        await gate.wait(self.session)
+        return await update_versioned(self, booking_id=booking_id, version=version, values=values)
+
+    monkeypatch.setattr(BookingRepository, "update_versioned", update_when_all_judged)
+    answers = await asyncio.gather(
+        *(
+            arena.client.patch(
+                f"{BOOKINGS}/{booking.id}",
+                json={
+                    "starts_at": overlapping_slot(number)[0].isoformat(),
+                    "ends_at": overlapping_slot(number)[1].isoformat(),
+                },
+                headers=if_match(arena.members[number % MEMBERS], 1),
+            )
+            for number, booking in enumerate(bookings)
+        )
+    )
+    monkeypatch.undo()
+
+    assert len(gate.backends) == CONTENDERS
+    winner = assert_one_winner(answers, won=200)
+    rows = await holding(arena.app, arena.room)
+    assert len(rows) == CONTENDERS
+    in_the_slot = [row for row in rows if row.starts_at < local(9, 0)]
+    assert [str(row.id) for row in in_the_slot] == [winner.json()["id"]]
+    # The losers kept their own time and version.
+    unmoved = {(row.id, row.starts_at, row.version) for row in rows if row not in in_the_slot}
+    assert unmoved == {
+        (booking.id, booking.starts_at, 1)
+        for booking in bookings
+        if str(booking.id) != winner.json()["id"]
+    }
