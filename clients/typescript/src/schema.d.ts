@@ -352,6 +352,139 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/bookings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List
+         * @description Bookings by start, earliest first: a member's own, or anyone's for managers and admins.
+         */
+        get: operations["bookings-list"];
+        put?: never;
+        /**
+         * Create
+         * @description Book a room: `pending` where the room needs approval, else `confirmed`.
+         *
+         *     Refused with every rule broken: 409 `booking-refused` when the time is taken (with
+         *     `alternatives`), else 422 `booking-rules-violated`. Honours `Idempotency-Key`.
+         */
+        post: operations["bookings-create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/bookings/check": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Check
+         * @description Judge a booking as `POST /bookings` would, time taken included, without booking it.
+         */
+        post: operations["bookings-check"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/bookings/{booking_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get
+         * @description One booking (its owner, managers and admins); the `ETag` is needed to change it.
+         */
+        get: operations["bookings-get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Update
+         * @description Change title, note, attendees, time or room; a move is judged as a new booking.
+         */
+        patch: operations["bookings-update"];
+        trace?: never;
+    };
+    "/api/v1/bookings/{booking_id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel
+         * @description Cancel a pending or confirmed booking (members: their own, before the cut-off).
+         *
+         *     Honours `Idempotency-Key`, as approve and reject do.
+         */
+        post: operations["bookings-cancel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/bookings/{booking_id}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Approve
+         * @description Confirm a pending booking.
+         */
+        post: operations["bookings-approve"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/bookings/{booking_id}/reject": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reject
+         * @description Turn down a pending booking, optionally saying why; the room is free again.
+         */
+        post: operations["bookings-reject"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -366,6 +499,22 @@ export interface components {
             role?: components["schemas"]["Role"] | null;
             /** Is Active */
             is_active?: boolean | null;
+        };
+        /**
+         * Alternatives
+         * @description What to book instead when the time is taken; both lists are empty otherwise.
+         */
+        Alternatives: {
+            /**
+             * Slots
+             * @description Nearest free times in the same room, nearest first.
+             */
+            slots?: components["schemas"]["SlotRead"][];
+            /**
+             * Rooms
+             * @description Other active rooms free then, smallest fitting first.
+             */
+            rooms?: components["schemas"]["RoomOption"][];
         };
         /**
          * AuditEntity
@@ -431,6 +580,203 @@ export interface components {
             refresh_token_delivery: components["schemas"]["Delivery"];
         };
         /**
+         * BookingCreate
+         * @description A booking to make (or to judge at `/bookings/check`): a room for `[starts_at, ends_at)`.
+         */
+        BookingCreate: {
+            /**
+             * Room Id
+             * Format: uuid
+             */
+            room_id: string;
+            /** Title */
+            title: string;
+            /** Note */
+            note?: string | null;
+            /**
+             * Attendees
+             * @description People expected, at most the room's capacity.
+             * @default 1
+             */
+            attendees: number;
+            /**
+             * Starts At
+             * Format: date-time
+             * @description First instant, any offset; stored in UTC.
+             */
+            starts_at: string;
+            /**
+             * Ends At
+             * Format: date-time
+             * @description First instant after the booking (exclusive).
+             */
+            ends_at: string;
+            /**
+             * Override Rules
+             * @description Managers and admins only: book even where the room's rules say no (never over another booking or a blackout, never in a deactivated room). Members get 403.
+             * @default false
+             */
+            override_rules: boolean;
+        };
+        /**
+         * BookingProblem
+         * @description A problem about a booking; a refused one lists why and what to book instead.
+         */
+        BookingProblem: {
+            /**
+             * Type
+             * @example https://roombook.dev/problems/not-found
+             */
+            type: string;
+            /** Title */
+            title: string;
+            /** Status */
+            status: number;
+            /** Detail */
+            detail: string;
+            /** Instance */
+            instance: string;
+            /** Code */
+            code: string;
+            /** Request Id */
+            request_id: string | null;
+            /** Errors */
+            errors?: components["schemas"]["FieldError"][] | null;
+            /**
+             * Errors Omitted
+             * @description Field errors beyond the first 50, not listed in `errors`.
+             */
+            errors_omitted?: number | null;
+            /**
+             * Violations
+             * @description Every rule the booking breaks (refusals only).
+             */
+            violations?: components["schemas"]["ViolationRead"][] | null;
+            /** @description Free times and rooms instead of a taken time (refusals only). */
+            alternatives?: components["schemas"]["Alternatives"] | null;
+        };
+        /**
+         * BookingRead
+         * @description A booking as the API shows it to its owner, managers and admins; `version` is its ETag.
+         */
+        BookingRead: {
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /**
+             * Room Id
+             * Format: uuid
+             */
+            room_id: string;
+            /**
+             * Owner Id
+             * Format: uuid
+             */
+            owner_id: string;
+            /** Title */
+            title: string;
+            /** Note */
+            note: string | null;
+            /** Attendees */
+            attendees: number;
+            /**
+             * Starts At
+             * Format: date-time
+             */
+            starts_at: string;
+            /**
+             * Ends At
+             * Format: date-time
+             */
+            ends_at: string;
+            status: components["schemas"]["BookingStatus"];
+            /** Version */
+            version: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /** Cancelled By */
+            cancelled_by: string | null;
+            /** Cancelled At */
+            cancelled_at: string | null;
+            /** Cancel Reason */
+            cancel_reason: string | null;
+            /** Decided By */
+            decided_by: string | null;
+            /** Decided At */
+            decided_at: string | null;
+            /**
+             * Rules Overridden
+             * @description A manager or admin made or moved it outside the room's rules.
+             */
+            rules_overridden: boolean;
+        };
+        /**
+         * BookingStatus
+         * @description Where a row is in its life; only `pending` and `confirmed` hold the room.
+         * @enum {string}
+         */
+        BookingStatus: "pending" | "confirmed" | "rejected" | "cancelled";
+        /**
+         * BookingUpdate
+         * @description Changes to a booking; an absent field stays as it is, `note: null` clears the note.
+         *
+         *     A new time, room or attendee count is judged by the same rules as a new booking.
+         */
+        BookingUpdate: {
+            /** Title */
+            title?: string | null;
+            /** Note */
+            note?: string | null;
+            /** Attendees */
+            attendees?: number | null;
+            /** Starts At */
+            starts_at?: string | null;
+            /** Ends At */
+            ends_at?: string | null;
+            /** Room Id */
+            room_id?: string | null;
+            /**
+             * Override Rules
+             * @description Managers and admins only: book even where the room's rules say no (never over another booking or a blackout, never in a deactivated room). Members get 403.
+             * @default false
+             */
+            override_rules: boolean;
+        };
+        /**
+         * BookingVerdict
+         * @description What `POST /bookings` would answer to the same body, without booking anything.
+         */
+        BookingVerdict: {
+            /**
+             * Ok
+             * @description Whether the booking would be made.
+             */
+            ok: boolean;
+            /** @description The status it would get (`pending` where the room needs approval). */
+            status: components["schemas"]["BookingStatus"] | null;
+            /**
+             * Violations
+             * @description Every reason it would be refused.
+             */
+            violations: components["schemas"]["ViolationRead"][];
+            /**
+             * Overridden
+             * @description Rules `override_rules` would set aside (managers and admins).
+             */
+            overridden: components["schemas"]["ViolationRead"][];
+            alternatives: components["schemas"]["Alternatives"];
+        };
+        /**
          * BrokenEntry
          * @description Where the chain stops verifying and why.
          */
@@ -439,6 +785,14 @@ export interface components {
             id: string | null;
             /** Seq */
             seq: number;
+            /** Reason */
+            reason: string;
+        };
+        /**
+         * CancelRequest
+         * @description Why a booking is cancelled.
+         */
+        CancelRequest: {
             /** Reason */
             reason: string;
         };
@@ -483,6 +837,13 @@ export interface components {
         Page_AuditEventRead_: {
             /** Items */
             items: components["schemas"]["AuditEventRead"][];
+            /** Next Cursor */
+            next_cursor: string | null;
+        };
+        /** Page[BookingRead] */
+        Page_BookingRead_: {
+            /** Items */
+            items: components["schemas"]["BookingRead"][];
             /** Next Cursor */
             next_cursor: string | null;
         };
@@ -563,11 +924,40 @@ export interface components {
             full_name: string;
         };
         /**
+         * RejectRequest
+         * @description Why a pending booking is rejected (kept in the audit trail).
+         */
+        RejectRequest: {
+            /** Reason */
+            reason?: string | null;
+        };
+        /**
          * Role
          * @description What a user may do: members book, managers run rooms, admins run everything.
          * @enum {string}
          */
         Role: "member" | "manager" | "admin";
+        /**
+         * RoomOption
+         * @description Another room free for the whole requested time that holds the attendees.
+         */
+        RoomOption: {
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Name */
+            name: string;
+            /** Building */
+            building: string;
+            /** Floor */
+            floor: string | null;
+            /** Capacity */
+            capacity: number;
+            /** Time Zone */
+            time_zone: string;
+        };
         /**
          * SelfUpdate
          * @description Changes a user makes to their own account; a new email needs the current password.
@@ -614,6 +1004,22 @@ export interface components {
              * @default false
              */
             current: boolean;
+        };
+        /**
+         * SlotRead
+         * @description A free time in the requested room, as long as the requested booking.
+         */
+        SlotRead: {
+            /**
+             * Starts At
+             * Format: date-time
+             */
+            starts_at: string;
+            /**
+             * Ends At
+             * Format: date-time
+             */
+            ends_at: string;
         };
         /**
          * TokenResponse
@@ -690,6 +1096,21 @@ export interface components {
             updated_at: string;
             /** Last Login At */
             last_login_at: string | null;
+        };
+        /**
+         * ViolationCode
+         * @description Stable machine-readable name of one broken rule.
+         * @enum {string}
+         */
+        ViolationCode: "overlap" | "outside_opening_hours" | "off_granularity" | "too_short" | "too_long" | "too_little_notice" | "too_far_ahead" | "over_capacity" | "in_blackout" | "room_inactive" | "past";
+        /**
+         * ViolationRead
+         * @description One reason a booking is refused: a stable code and a message for people.
+         */
+        ViolationRead: {
+            code: components["schemas"]["ViolationCode"];
+            /** Message */
+            message: string;
         };
     };
     responses: never;
@@ -2331,7 +2752,7 @@ export interface operations {
             query?: {
                 actor_id?: string | null;
                 /** @description An exact action, or a prefix ending with `.` such as `booking.`. */
-                action?: "auth." | "auth.admin_bootstrapped" | "auth.login_failed" | "auth.login_succeeded" | "auth.login_throttled" | "auth.logout" | "auth.password_check_failed" | "auth.refresh_reused" | "auth.session_revoked" | "auth.token_refreshed" | "booking." | "booking.cancelled" | "booking.created" | "booking.updated" | "room." | "room.created" | "room.deactivated" | "room.updated" | "user." | "user.created" | "user.deactivated" | "user.email_changed" | "user.password_changed" | "user.password_rehashed" | "user.reactivated" | "user.registered" | "user.role_changed" | "user.updated";
+                action?: "auth." | "auth.admin_bootstrapped" | "auth.login_failed" | "auth.login_succeeded" | "auth.login_throttled" | "auth.logout" | "auth.password_check_failed" | "auth.refresh_reused" | "auth.session_revoked" | "auth.token_refreshed" | "booking." | "booking.approved" | "booking.cancelled" | "booking.created" | "booking.rejected" | "booking.rules_overridden" | "booking.updated" | "room." | "room.created" | "room.deactivated" | "room.updated" | "user." | "user.created" | "user.deactivated" | "user.email_changed" | "user.password_changed" | "user.password_rehashed" | "user.reactivated" | "user.registered" | "user.role_changed" | "user.updated";
                 entity_type?: components["schemas"]["AuditEntity"] | null;
                 entity_id?: string | null;
                 /** @description Inclusive lower bound; with a timezone, years 1900 to 9000 in UTC. */
@@ -2423,7 +2844,7 @@ export interface operations {
             query?: {
                 actor_id?: string | null;
                 /** @description An exact action, or a prefix ending with `.` such as `booking.`. */
-                action?: "auth." | "auth.admin_bootstrapped" | "auth.login_failed" | "auth.login_succeeded" | "auth.login_throttled" | "auth.logout" | "auth.password_check_failed" | "auth.refresh_reused" | "auth.session_revoked" | "auth.token_refreshed" | "booking." | "booking.cancelled" | "booking.created" | "booking.updated" | "room." | "room.created" | "room.deactivated" | "room.updated" | "user." | "user.created" | "user.deactivated" | "user.email_changed" | "user.password_changed" | "user.password_rehashed" | "user.reactivated" | "user.registered" | "user.role_changed" | "user.updated";
+                action?: "auth." | "auth.admin_bootstrapped" | "auth.login_failed" | "auth.login_succeeded" | "auth.login_throttled" | "auth.logout" | "auth.password_check_failed" | "auth.refresh_reused" | "auth.session_revoked" | "auth.token_refreshed" | "booking." | "booking.approved" | "booking.cancelled" | "booking.created" | "booking.rejected" | "booking.rules_overridden" | "booking.updated" | "room." | "room.created" | "room.deactivated" | "room.updated" | "user." | "user.created" | "user.deactivated" | "user.email_changed" | "user.password_changed" | "user.password_rehashed" | "user.reactivated" | "user.registered" | "user.role_changed" | "user.updated";
                 entity_type?: components["schemas"]["AuditEntity"] | null;
                 entity_id?: string | null;
                 /** @description Inclusive lower bound; with a timezone, years 1900 to 9000 in UTC. */
@@ -2650,6 +3071,976 @@ export interface operations {
             };
             /** @description Unprocessable Entity */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "bookings-list": {
+        parameters: {
+            query?: {
+                room_id?: string | null;
+                status?: components["schemas"]["BookingStatus"] | null;
+                /** @description Bookings starting at or after this instant. */
+                from?: string | null;
+                /** @description Bookings starting before this instant. */
+                to?: string | null;
+                /** @description Managers and admins: one person's bookings. Members: 403 unless self. */
+                owner_id?: string | null;
+                limit?: number;
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_BookingRead_"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "bookings-create": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: the same key with the same request replays the first committed answer (with `Idempotent-Replayed: true`) instead of running it again. */
+                "Idempotency-Key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BookingCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    /** @description `true` when this is the stored answer to an earlier request with the same `Idempotency-Key` (absent on a first answer). */
+                    "Idempotent-Replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BookingRead"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["BookingProblem"];
+                    "application/json": components["schemas"]["BookingProblem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["BookingProblem"];
+                    "application/json": components["schemas"]["BookingProblem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "bookings-check": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BookingCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BookingVerdict"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "bookings-get": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                booking_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BookingRead"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "bookings-update": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The `ETag` from GET (strong; a list may name several). `*` is refused. */
+                "If-Match"?: string | null;
+            };
+            path: {
+                booking_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BookingUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BookingRead"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["BookingProblem"];
+                    "application/json": components["schemas"]["BookingProblem"];
+                };
+            };
+            /** @description Precondition Failed */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["BookingProblem"];
+                    "application/json": components["schemas"]["BookingProblem"];
+                };
+            };
+            /** @description Precondition Required */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "bookings-cancel": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The `ETag` from GET (strong; a list may name several). `*` is refused. */
+                "If-Match"?: string | null;
+                /** @description Makes a retry safe: the same key with the same request replays the first committed answer (with `Idempotent-Replayed: true`) instead of running it again. */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                booking_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CancelRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description `true` when this is the stored answer to an earlier request with the same `Idempotency-Key` (absent on a first answer). */
+                    "Idempotent-Replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BookingRead"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["BookingProblem"];
+                    "application/json": components["schemas"]["BookingProblem"];
+                };
+            };
+            /** @description Precondition Failed */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["BookingProblem"];
+                    "application/json": components["schemas"]["BookingProblem"];
+                };
+            };
+            /** @description Precondition Required */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "bookings-approve": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The `ETag` from GET (strong; a list may name several). `*` is refused. */
+                "If-Match"?: string | null;
+                /** @description Makes a retry safe: the same key with the same request replays the first committed answer (with `Idempotent-Replayed: true`) instead of running it again. */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                booking_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description `true` when this is the stored answer to an earlier request with the same `Idempotency-Key` (absent on a first answer). */
+                    "Idempotent-Replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BookingRead"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["BookingProblem"];
+                    "application/json": components["schemas"]["BookingProblem"];
+                };
+            };
+            /** @description Precondition Failed */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["BookingProblem"];
+                    "application/json": components["schemas"]["BookingProblem"];
+                };
+            };
+            /** @description Precondition Required */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "bookings-reject": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The `ETag` from GET (strong; a list may name several). `*` is refused. */
+                "If-Match"?: string | null;
+                /** @description Makes a retry safe: the same key with the same request replays the first committed answer (with `Idempotent-Replayed: true`) instead of running it again. */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                booking_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["RejectRequest"] | null;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description `true` when this is the stored answer to an earlier request with the same `Idempotency-Key` (absent on a first answer). */
+                    "Idempotent-Replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BookingRead"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["BookingProblem"];
+                    "application/json": components["schemas"]["BookingProblem"];
+                };
+            };
+            /** @description Precondition Failed */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["BookingProblem"];
+                    "application/json": components["schemas"]["BookingProblem"];
+                };
+            };
+            /** @description Precondition Required */
+            428: {
                 headers: {
                     [name: string]: unknown;
                 };
