@@ -42,7 +42,7 @@ serve: install ## Serve like production: no reload, workers from settings, forwa
 	$(RUN) python -m app.cli serve
 
 test: install ## Run the whole suite with coverage (fails under 90%)
-	$(TEST_ENV) $(RUN) pytest -n $(PYTEST_WORKERS) --cov=app --cov-report=term --cov-fail-under=90 $(PYTEST_ARGS)
+	$(TEST_ENV) $(RUN) pytest -n $(PYTEST_WORKERS) --dist loadgroup --cov=app --cov-report=term --cov-fail-under=90 $(PYTEST_ARGS)
 
 fuzz: install ## Long Schemathesis run as each role, and the bookings state machine (FUZZ_EXAMPLES, default 200)
 	FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),200) $(RUN) pytest tests/core/test_schemathesis.py \

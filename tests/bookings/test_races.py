@@ -33,6 +33,10 @@ from tests.bookings.conftest import BOOKINGS, NOW, body, if_match, local
 from tests.conftest import make_settings
 from tests.factories import BookingFactory, RoomFactory
 
+# Each test here holds 50 connections at once: one xdist worker runs them all, one after
+# another, so two of them never meet under PostgreSQL's default max_connections of 100.
+pytestmark = pytest.mark.xdist_group("fifty_connections")
+
 CONTENDERS = 50
 MEMBERS = 5
 """The contenders are spread over a few members (each books and moves their own)."""
@@ -59,8 +63,14 @@ async def arena(database_url: str, committed_client: AsyncClient) -> AsyncIterat
 
     `committed_client` empties the tables afterwards.
     """
+    # The 49 losers wait on the winner's row until it commits; on a loaded machine that can
+    # outlast the 3 s default lock timeout, which would answer 503 instead of the 409 proven here.
     database = DatabaseSettings(
-        url=SecretStr(database_url), statement_timeout_ms=10_000, pool_size=CONTENDERS
+        url=SecretStr(database_url),
+        statement_timeout_ms=60_000,
+        lock_timeout_ms=60_000,
+        idle_in_transaction_timeout_ms=60_000,
+        pool_size=CONTENDERS,
     )
     app = create_app(make_settings(database_url, database=database))
 
