@@ -19,7 +19,8 @@ from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient, Response
 from pydantic import SecretStr
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.audit.models import AuditEvent
 from app.bookings.models import HOLDING_STATUSES, Booking, Room
@@ -42,6 +43,8 @@ MEMBERS = 5
 """The contenders are spread over a few members (each books and moves their own)."""
 BARRIER_TIMEOUT_S = 30.0
 """A contender that never reaches the barrier fails the test instead of hanging it."""
+CONNECT_PATIENCE_S = 60.0
+"""How long the arena waits for the server to have room for all its connections."""
 SLOT_START, SLOT_END = local(8, 10), local(8, 11)
 """The contested hour: Tuesday 8 January 2030, 10:00 to 11:00 in Berlin."""
 
@@ -92,7 +95,29 @@ async def arena(database_url: str, committed_client: AsyncClient) -> AsyncIterat
         room = RoomFactory.build()
         async with _session(app) as session, session.begin():
             session.add(room)
+        await open_every_connection(app.state.engine)
         yield Arena(app=app, client=client, members=members, member_ids=member_ids, room=room)
+
+
+async def open_every_connection(engine: AsyncEngine) -> None:
+    """Fill the pool with one open connection per contender before the race starts.
+
+    The other test process shares the server's max_connections; a contender that had to
+    open its connection mid-race could be refused with "too many clients" (a 503, not the
+    409 under test). Opening them all here, waiting while the server is full, keeps that
+    out of the race.
+    """
+    connections: list[AsyncConnection] = []
+    try:
+        async with asyncio.timeout(CONNECT_PATIENCE_S):
+            while len(connections) < CONTENDERS:
+                try:
+                    connections.append(await engine.connect())
+                except DBAPIError:
+                    await asyncio.sleep(0.2)
+    finally:
+        for connection in connections:
+            await connection.close()
 
 
 def _session(app: FastAPI) -> AsyncSession:
