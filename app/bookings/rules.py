@@ -31,6 +31,7 @@ class ViolationCode(StrEnum):
     IN_BLACKOUT = "in_blackout"
     ROOM_INACTIVE = "room_inactive"
     PAST = "past"
+    QUOTA_EXCEEDED = "quota_exceeded"
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from app.bookings.policy import (
     Weekday,
     effective_policy,
 )
+from app.bookings.quotas import QuotaGuard
 from app.bookings.repository import BookingRepository, RoomRepository
 from app.bookings.rules import (
     Violation,
@@ -174,6 +175,7 @@ class BookingService:
         self.settings = settings
         self.defaults = default_policy(settings)
         self.clock = clock
+        self.quotas = QuotaGuard(session, settings=settings)
 
     async def create(self, *, actor: Actor, data: BookingCreate) -> Booking:
         """Book a room for the actor (`BookingRefused`, `BookingRulesViolated` otherwise)."""
@@ -190,6 +192,7 @@ class BookingService:
         if judgement.violations:
             BOOKING_METRICS.refused(violation_codes=[v.code for v in judgement.violations])
             raise refusal(violations=judgement.violations, alternatives=judgement.alternatives)
+        await self._within_quota(actor=actor, proposal=proposal, moving=None)
         booking = Booking(
             id=uuid.uuid4(),
             room_id=proposal.room.id,
@@ -234,6 +237,9 @@ class BookingService:
             override=data.override_rules,
             codes=frozenset(ViolationCode),
             always_look=True,
+        )
+        judgement.violations.extend(
+            await self._quota_broken(actor=actor, proposal=proposal, moving=None, lock=False)
         )
         ok = not judgement.violations
         return BookingVerdict(
@@ -294,6 +300,8 @@ class BookingService:
         )
         if judgement.violations:
             raise refusal(violations=judgement.violations, alternatives=judgement.alternatives)
+        if _place(proposal) != (booking.room_id, booking.starts_at, booking.ends_at):
+            await self._within_quota(actor=actor, proposal=proposal, moving=booking.id)
         values |= _placement(booking=booking, proposal=proposal, actor=actor)
         if judgement.overridden:
             values["rules_overridden"] = True
@@ -551,6 +559,31 @@ class BookingService:
             if not _rules_broken(replace(proposal, room=room, policy=self._policy_of(room)))
         ]
 
+    async def _within_quota(
+        self, *, actor: Actor, proposal: Proposal, moving: uuid.UUID | None
+    ) -> None:
+        """Refuse what would take a member over a quota, judged under the member's lock."""
+        broken = await self._quota_broken(actor=actor, proposal=proposal, moving=moving, lock=True)
+        if broken:
+            BOOKING_METRICS.refused(violation_codes=[v.code for v in broken])
+            raise refusal(violations=broken, alternatives=Alternatives())
+
+    async def _quota_broken(
+        self, *, actor: Actor, proposal: Proposal, moving: uuid.UUID | None, lock: bool
+    ) -> list[Violation]:
+        """The member's quotas the proposal would exceed; managers and admins have none."""
+        if actor.manages:
+            return []
+        return await self.quotas.violations(
+            owner_id=actor.id,
+            time_zone=ZoneInfo(proposal.room.time_zone),
+            starts_at=proposal.starts_at,
+            ends_at=proposal.ends_at,
+            now=proposal.now,
+            moving=moving,
+            lock=lock,
+        )
+
     def _outside_cutoff(self, *, actor: Actor, proposal: Proposal, doing: str) -> None:
         if actor.manages:
             return
@@ -652,6 +685,11 @@ def _plain_changes(*, booking: Booking, data: BookingUpdate) -> dict[str, Any]:
     return values
 
 
+def _place(proposal: Proposal) -> tuple[uuid.UUID, datetime, datetime]:
+    """Room, start and end: where and when a proposal would hold a room."""
+    return (proposal.room.id, proposal.starts_at, proposal.ends_at)
+
+
 def _placement(*, booking: Booking, proposal: Proposal, actor: Actor) -> dict[str, Any]:
     """The columns a change of attendees, time or room writes.
 
@@ -661,8 +699,7 @@ def _placement(*, booking: Booking, proposal: Proposal, actor: Actor) -> dict[st
     values: dict[str, Any] = {}
     if proposal.attendees != booking.attendees:
         values["attendees"] = proposal.attendees
-    place = (proposal.room.id, proposal.starts_at, proposal.ends_at)
-    if place == (booking.room_id, booking.starts_at, booking.ends_at):
+    if _place(proposal) == (booking.room_id, booking.starts_at, booking.ends_at):
         return values
     values |= {
         "room_id": proposal.room.id,

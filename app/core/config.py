@@ -301,6 +301,11 @@ class BookingSettings(BaseModel):
     """Longest window one availability query may cover."""
     alternatives_count: int = Field(default=3, ge=0, le=20)
     """Free slots (and free rooms) offered with a refused overlapping booking."""
+    member_max_active_future: int = Field(default=20, ge=0)
+    """Most bookings a member may hold that have not ended yet (pending or confirmed); 0: none."""
+    member_max_week_hours: int = Field(default=40, ge=0)
+    """Most hours a member may hold per calendar week, Monday to Monday in the room's time
+    zone (pending or confirmed); 0: no limit."""
 
     @field_validator("default_open_days")
     @classmethod

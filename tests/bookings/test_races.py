@@ -26,7 +26,7 @@ from app.audit.models import AuditEvent
 from app.bookings.models import HOLDING_STATUSES, Booking, Room
 from app.bookings.repository import BookingRepository
 from app.core.clock import Clock, get_clock
-from app.core.config import DatabaseSettings
+from app.core.config import BookingSettings, DatabaseSettings
 from app.factory import create_app
 from app.users.schemas import Role
 from tests.auth.conftest import bearer, committed_user, login
@@ -60,27 +60,36 @@ class Arena:
     room: Room
 
 
+def racing_app(database_url: str, *, connections: int, bookings: BookingSettings) -> FastAPI:
+    """An app with a pooled connection per contender whose requests see `NOW`."""
+    # The losers wait on the winner's row (or lock) until it commits; on a loaded machine that
+    # can outlast the 3 s default lock timeout, which would answer 503 instead of the refusal.
+    database = DatabaseSettings(
+        url=SecretStr(database_url),
+        statement_timeout_ms=60_000,
+        lock_timeout_ms=60_000,
+        idle_in_transaction_timeout_ms=60_000,
+        pool_size=connections,
+    )
+    app = create_app(make_settings(database_url, database=database, bookings=bookings))
+
+    async def clock() -> Clock:
+        return lambda: NOW.astimezone(UTC)
+
+    app.dependency_overrides[get_clock] = clock
+    return app
+
+
 @pytest.fixture
 async def arena(database_url: str, committed_client: AsyncClient) -> AsyncIterator[Arena]:
     """An app with a pooled connection for every contender, a room and members, all committed.
 
     `committed_client` empties the tables afterwards.
     """
-    # The 49 losers wait on the winner's row until it commits; on a loaded machine that can
-    # outlast the 3 s default lock timeout, which would answer 503 instead of the 409 proven here.
-    database = DatabaseSettings(
-        url=SecretStr(database_url),
-        statement_timeout_ms=60_000,
-        lock_timeout_ms=60_000,
-        idle_in_transaction_timeout_ms=60_000,
-        pool_size=CONTENDERS,
-    )
-    app = create_app(make_settings(database_url, database=database))
-
-    async def clock() -> Clock:
-        return lambda: NOW.astimezone(UTC)
-
-    app.dependency_overrides[get_clock] = clock
+    # Quotas off: a member's requests would queue on their quota lock one by one and never
+    # meet at the barrier; the quota race is proven in test_quota_race.py.
+    quotas_off = BookingSettings(member_max_active_future=0, member_max_week_hours=0)
+    app = racing_app(database_url, connections=CONTENDERS, bookings=quotas_off)
     async with (
         LifespanManager(app),
         AsyncClient(transport=ASGITransport(app=app), base_url="http://testserver") as client,

@@ -286,6 +286,7 @@ def test_codes_are_the_stable_names_of_the_api() -> None:
             "in_blackout",
             "room_inactive",
             "past",
+            "quota_exceeded",
         ]
     )
 

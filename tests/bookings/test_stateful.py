@@ -358,7 +358,14 @@ async def test_random_bookings_moves_and_cancellations_never_double_book(app: Fa
     driver = Driver(
         loop=asyncio.get_running_loop(),
         factory=app.state.session_factory,
-        settings=app.state.settings,
+        # The model knows the room's rules, not members' quotas (test_quotas.py has those).
+        settings=app.state.settings.model_copy(
+            update={
+                "bookings": app.state.settings.bookings.model_copy(
+                    update={"member_max_active_future": 0, "member_max_week_hours": 0}
+                )
+            }
+        ),
         member=Actor(id=member, manages=False),
         manager=Actor(id=manager, manages=True),
     )
