@@ -12,6 +12,7 @@ from app.audit.router import router as audit_router
 from app.auth.bootstrap import bootstrap_admin
 from app.auth.ratelimit import RateLimiter
 from app.auth.router import router as auth_router
+from app.bookings.room_router import rooms_router
 from app.bookings.router import bookings_router
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_session_factory
@@ -59,6 +60,13 @@ TAGS = [
         "description": (
             "The append-only, hash-chained record of every change: search, export as "
             "NDJSON and verify the chain. Admins only."
+        ),
+    },
+    {
+        "name": "rooms",
+        "description": (
+            "Rooms with their equipment, time zone and booking policy, their blackouts and "
+            "availability. Anyone signed in reads them; managers and admins run them."
         ),
     },
     {
@@ -199,6 +207,7 @@ def build_api_router() -> APIRouter:
     api.include_router(auth_router)
     api.include_router(users_router)
     api.include_router(audit_router)
+    api.include_router(rooms_router)
     api.include_router(bookings_router)
     return api
 

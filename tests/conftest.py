@@ -30,6 +30,7 @@ from app.users.repository import UserRepository
 from app.users.schemas import Role
 from tests.database import create_test_database, drop_test_database, migrate
 from tests.factories import UserFactory, unique_email
+from tests.plans import Captured, capturing
 
 TEST_SECRET = "roombook-test-signing-secret-of-at-least-32-bytes"
 TEST_CHAIN_KEY = "roombook-test-audit-chain-key-of-at-least-32-bytes"
@@ -258,3 +259,10 @@ async def manager_headers(create_user: CreateUser, auth_headers: AuthHeaders) ->
 async def member_headers(create_user: CreateUser, auth_headers: AuthHeaders) -> dict[str, str]:
     """Headers of a fresh member."""
     return await auth_headers(await create_user(role=Role.MEMBER))
+
+
+@pytest.fixture
+def captured(app: FastAPI) -> Iterator[Captured]:
+    """The SQL statements and parameters the app's engine sends during the test, in order."""
+    with capturing(app.state.engine) as statements:
+        yield statements

@@ -38,6 +38,7 @@ class AuditAction(StrEnum):
     BOOKING_APPROVED = "booking.approved"
     BOOKING_REJECTED = "booking.rejected"
     BOOKING_RULES_OVERRIDDEN = "booking.rules_overridden"
+    ROOM_REACTIVATED = "room.reactivated"
 
 
 class AuditEntity(StrEnum):

@@ -1,4 +1,4 @@
-"""How requests get the bookings services, the acting caller, and the booking a path names."""
+"""How requests get the bookings services, the acting caller, and the booking or room of a path."""
 
 import uuid
 from typing import Annotated
@@ -6,13 +6,15 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 
 from app.audit.dependencies import AuditServiceDep
-from app.auth.dependencies import MANAGER_ROLES, CurrentUser
-from app.bookings.models import Booking, BookingStatus
+from app.auth.dependencies import MANAGER_ROLES, CurrentUser, ManagerUser
+from app.bookings.models import Booking, BookingStatus, Room
+from app.bookings.room_schemas import MAX_AMENITIES, Amenity, RoomFilter
+from app.bookings.room_service import RoomService, build_room_service
 from app.bookings.schemas import BookingFilter
 from app.bookings.service import Actor, BookingService, build_booking_service
 from app.core.clock import ClockDep
 from app.core.db import SessionDep
-from app.core.types import BoundedDatetime
+from app.core.types import BoundedDatetime, SingleLine
 
 
 async def get_booking_service(
@@ -75,3 +77,61 @@ async def get_booking_filter(
 
 
 BookingFilterDep = Annotated[BookingFilter, Depends(get_booking_filter)]
+
+
+async def get_room_service(
+    request: Request, session: SessionDep, audit: AuditServiceDep
+) -> RoomService:
+    """The request's RoomService."""
+    return build_room_service(session, audit=audit, settings=request.app.state.settings.bookings)
+
+
+RoomServiceDep = Annotated[RoomService, Depends(get_room_service)]
+
+
+async def room_for_read(room_id: uuid.UUID, _: CurrentUser, rooms: RoomServiceDep) -> Room:
+    """The room `{room_id}` names, active or not, for anyone signed in; `RoomNotFound` otherwise."""
+    return await rooms.get(room_id=room_id)
+
+
+RoomForRead = Annotated[Room, Depends(room_for_read)]
+
+
+async def room_for_update(room_id: uuid.UUID, _: ManagerUser, rooms: RoomServiceDep) -> Room:
+    """The room `{room_id}` names, for managers and admins to change; `RoomNotFound` otherwise."""
+    return await rooms.get(room_id=room_id)
+
+
+RoomForUpdate = Annotated[Room, Depends(room_for_update)]
+"""The path's room, loaded once after the role guard: a member gets 403 whether or not the
+room exists."""
+
+
+async def get_room_filter(
+    *,
+    min_capacity: Annotated[
+        int | None, Query(ge=1, le=10_000, description="Rooms holding at least this many.")
+    ] = None,
+    amenities: Annotated[
+        list[Amenity] | None,
+        Query(max_length=MAX_AMENITIES, description="Tags the room must all have (repeat it)."),
+    ] = None,
+    location: Annotated[
+        SingleLine | None,
+        Query(min_length=1, max_length=100, description="The building, in any case."),
+    ] = None,
+    q: Annotated[
+        SingleLine | None,
+        Query(min_length=1, max_length=100, description="Text in the name or description."),
+    ] = None,
+) -> RoomFilter:
+    """Read the room list's filters from the query string."""
+    return RoomFilter(
+        min_capacity=min_capacity,
+        amenities=tuple(amenities or ()),
+        location=location,
+        q=q,
+    )
+
+
+RoomFilterDep = Annotated[RoomFilter, Depends(get_room_filter)]

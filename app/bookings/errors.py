@@ -11,6 +11,20 @@ SLOT_TAKEN = frozenset({ViolationCode.OVERLAP, ViolationCode.IN_BLACKOUT})
 """Violations meaning the time is taken: no override sets them aside, and they refuse as 409."""
 
 
+class RoomNotFound(NotFound):
+    """No room has this id."""
+
+    code = "room-not-found"
+    title = "Room not found"
+
+
+class RoomNameTaken(Conflict):
+    """Another room already has this name (names are unique regardless of case)."""
+
+    code = "room-name-taken"
+    title = "Room name taken"
+
+
 class BookingNotFound(NotFound):
     """No booking with this id is visible to the caller."""
 

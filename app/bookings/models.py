@@ -60,7 +60,8 @@ class Room(UUIDPrimaryKey, Timestamped, Base):
         # Smallest fitting rooms first (a refused booking's alternatives) without a sort, so
         # the search stops probing bookings once it has enough rooms.
         Index("ix_rooms_capacity_name_id", "capacity", "name", "id"),
-        Index("ix_rooms_building_floor", "building", "floor"),
+        # The list's `location` filter (building, any case) in the list's own order.
+        Index("ix_rooms_lower_building_name_id", text("lower(building)"), "name", "id"),
         Index("ix_rooms_amenities", "amenities", postgresql_using="gin"),
     )
     # Server-set columns (timestamps, version) are read back with RETURNING, never lazily.

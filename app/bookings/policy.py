@@ -5,12 +5,24 @@ Defaults come from the `BOOKINGS__` settings; a room stores only the fields it o
 minutes so the policy reads the same in JSON, settings and the database.
 """
 
+import re
 from datetime import time
 from enum import StrEnum
 from itertools import pairwise
-from typing import Self
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from app.core.types import JsonInteger
 
 
 class Weekday(StrEnum):
@@ -37,6 +49,28 @@ MAX_AHEAD_DAYS = 3660
 """Furthest horizon a policy may set (ten years)."""
 
 
+CLOCK_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d(:00)?$"
+CLOCK_TEXT = re.compile(CLOCK_PATTERN)
+
+
+def _clock_text(value: Any) -> Any:
+    # Strict elsewhere, a time still arrives as a JSON string; a number of seconds does not.
+    if isinstance(value, time) or (isinstance(value, str) and CLOCK_TEXT.fullmatch(value)):
+        return value
+    raise PydanticCustomError("time_type", "Time must be a `HH:MM` string.")
+
+
+ClockTime = Annotated[
+    time,
+    Strict(False),
+    BeforeValidator(_clock_text),
+    WithJsonSchema({"type": "string", "pattern": CLOCK_PATTERN, "examples": ["08:00"]}),
+]
+"""A wall-clock time of day, `HH:MM` in JSON."""
+DayName = Annotated[Weekday, Strict(False)]
+"""A weekday key, in its JSON string form even where the model is strict."""
+
+
 class OpeningSpan(BaseModel):
     """One stretch of a day when a room is open, in the room's wall-clock time.
 
@@ -44,10 +78,10 @@ class OpeningSpan(BaseModel):
     the day ends; otherwise `opens` must come before `closes`.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    opens: time = Field(description="Local time the room opens, e.g. `08:00`.")
-    closes: time = Field(description="Local time it closes; `00:00` means the end of the day.")
+    opens: ClockTime = Field(description="Local time the room opens, e.g. `08:00`.")
+    closes: ClockTime = Field(description="Local time it closes; `00:00` means the end of the day.")
 
     @property
     def opens_minute(self) -> int:
@@ -65,7 +99,8 @@ class OpeningSpan(BaseModel):
         if any(t.second or t.microsecond or t.tzinfo for t in (self.opens, self.closes)):
             raise ValueError("opening times are whole minutes without a time zone")
         if self.opens_minute >= self.closes_minute:
-            raise ValueError("a span must open before it closes")
+            # A type of its own: JSON Schema cannot say it, so clients (and the fuzzer) can tell.
+            raise PydanticCustomError("policy_inconsistent", "A span must open before it closes.")
         return self
 
 
@@ -126,20 +161,31 @@ class BookingPolicy(BaseModel):
         return sorted(self.opening_hours.get(day, []), key=lambda span: span.opens_minute)
 
 
+SlotMinutes = Annotated[int, Field(ge=1, le=MINUTES_PER_DAY), JsonInteger]
+Duration = Annotated[int, Field(ge=1, le=MAX_POLICY_MINUTES), JsonInteger]
+Lead = Annotated[int, Field(ge=0, le=MAX_POLICY_MINUTES), JsonInteger]
+"""Minutes before a booking's start: notice, cut-off."""
+AheadDays = Annotated[int, Field(ge=1, le=MAX_AHEAD_DAYS), JsonInteger]
+BufferMinutes = Annotated[int, Field(ge=0, le=MINUTES_PER_DAY), JsonInteger]
+
+
 class PolicyOverrides(BaseModel):
-    """The policy fields one room sets for itself; a missing field keeps the default."""
+    """The policy fields one room sets for itself; a missing field keeps the default.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Strict, as request bodies are: `"15"` is no number and `"yes"` no boolean.
+    """
 
-    opening_hours: OpeningHours | None = None
-    slot_minutes: int | None = Field(default=None, ge=1, le=MINUTES_PER_DAY)
-    min_duration_minutes: int | None = Field(default=None, ge=1, le=MAX_POLICY_MINUTES)
-    max_duration_minutes: int | None = Field(default=None, ge=1, le=MAX_POLICY_MINUTES)
-    min_notice_minutes: int | None = Field(default=None, ge=0, le=MAX_POLICY_MINUTES)
-    max_ahead_days: int | None = Field(default=None, ge=1, le=MAX_AHEAD_DAYS)
-    buffer_minutes: int | None = Field(default=None, ge=0, le=MINUTES_PER_DAY)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    opening_hours: dict[DayName, list[OpeningSpan]] | None = None
+    slot_minutes: SlotMinutes | None = None
+    min_duration_minutes: Duration | None = None
+    max_duration_minutes: Duration | None = None
+    min_notice_minutes: Lead | None = None
+    max_ahead_days: AheadDays | None = None
+    buffer_minutes: BufferMinutes | None = None
     requires_approval: bool | None = None
-    member_cutoff_minutes: int | None = Field(default=None, ge=0, le=MAX_POLICY_MINUTES)
+    member_cutoff_minutes: Lead | None = None
 
 
 def effective_policy(defaults: BookingPolicy, overrides: PolicyOverrides) -> BookingPolicy:

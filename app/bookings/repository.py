@@ -18,6 +18,7 @@ from sqlalchemy import (
     func,
     literal,
     literal_column,
+    or_,
     select,
     tuple_,
     update,
@@ -25,7 +26,9 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.bookings.models import HOLDING_STATUSES, Booking, BookingKind, Room
+from app.bookings.room_schemas import RoomFilter
 from app.bookings.schemas import BookingFilter
+from app.core.db import LIKE_ESCAPE, contains_pattern
 from app.core.pagination import PageRequest, SortValue, fetch_page
 
 
@@ -44,6 +47,47 @@ class RoomRepository:
         self.session.add(room)
         await self.session.flush()
         return room
+
+    async def update_versioned(
+        self, *, room_id: uuid.UUID, version: int, values: Mapping[str, Any]
+    ) -> Room | None:
+        """Apply `values` only if the room still has `version`; None when it moved on."""
+        statement = (
+            update(Room)
+            .where(Room.id == room_id, Room.version == version)
+            .values(**values, version=Room.version + 1, updated_at=func.now())
+            .returning(Room)
+            .execution_options(populate_existing=True, synchronize_session=False)
+        )
+        return (await self.session.scalars(statement)).one_or_none()
+
+    async def list_page(
+        self, *, filters: RoomFilter, page: PageRequest
+    ) -> tuple[Sequence[Room], tuple[SortValue, uuid.UUID] | None]:
+        """One page of matching rooms, active or not, by name (then id)."""
+        statement = select(Room)
+        if filters.min_capacity is not None:
+            statement = statement.where(Room.capacity >= filters.min_capacity)
+        if filters.amenities:
+            statement = statement.where(Room.amenities.contains(list(filters.amenities)))
+        if filters.location is not None:
+            statement = statement.where(func.lower(Room.building) == func.lower(filters.location))
+        if filters.q is not None:
+            pattern = contains_pattern(filters.q)
+            statement = statement.where(
+                or_(
+                    Room.name.ilike(pattern, escape=LIKE_ESCAPE),
+                    Room.description.ilike(pattern, escape=LIKE_ESCAPE),
+                )
+            )
+        return await fetch_page(
+            self.session,
+            statement=statement,
+            sort_column=Room.name,
+            id_column=Room.id,
+            page=page,
+            descending=False,
+        )
 
 
 HOLDING: BindParameter[list[str]] = bindparam(

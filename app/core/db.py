@@ -54,6 +54,16 @@ class Timestamped:
     """When the row last changed."""
 
 
+LIKE_ESCAPE = "\\"
+"""The escape character `contains_pattern` uses; pass it as `escape=` to `ilike`."""
+
+
+def contains_pattern(text: str) -> str:
+    """A LIKE pattern matching any value that contains `text` literally (`%` and `_` escaped)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 def async_url(raw: str) -> str:
     """Turn any PostgreSQL URL into one for the asyncpg driver."""
     url = make_url(raw)

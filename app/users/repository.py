@@ -7,13 +7,10 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.db import LIKE_ESCAPE, contains_pattern
 from app.core.pagination import PageRequest, SortValue, fetch_page
 from app.users.models import User
 from app.users.schemas import Role, UserFilter
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 class UserRepository:
@@ -57,11 +54,11 @@ class UserRepository:
         if filters.active is not None:
             statement = statement.where(User.is_active.is_(filters.active))
         if filters.q:
-            pattern = f"%{_escape_like(filters.q)}%"
+            pattern = contains_pattern(filters.q)
             statement = statement.where(
                 or_(
-                    User.email.ilike(pattern, escape="\\"),
-                    User.full_name.ilike(pattern, escape="\\"),
+                    User.email.ilike(pattern, escape=LIKE_ESCAPE),
+                    User.full_name.ilike(pattern, escape=LIKE_ESCAPE),
                 )
             )
         return await fetch_page(

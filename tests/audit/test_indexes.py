@@ -6,14 +6,11 @@ the repository runs is EXPLAINed. The same plans at 1M rows are in the README.
 """
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import event, text
-from sqlalchemy.engine import Connection
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.actions import AuditEntity
@@ -21,27 +18,13 @@ from app.audit.repository import AuditRepository
 from app.audit.schemas import AuditFilter
 from app.core.pagination import PageRequest
 from tests.audit.synthetic import insert_synthetic
+from tests.plans import Captured, plan_of
 
 ROWS = 200_000
 START = datetime(2026, 1, 1, tzinfo=UTC)
 STEP_US = 30_000_000
 MIDDLE = START + timedelta(microseconds=STEP_US * ROWS // 2)
 ACTOR = uuid.UUID("00000000-0000-4000-8000-000000000007")
-
-Captured = list[tuple[str, Any]]
-
-
-@pytest.fixture
-def captured(app: FastAPI) -> Iterator[Captured]:
-    """The SQL statements and parameters the engine sends, in order."""
-    statements: Captured = []
-
-    def capture(_conn: Connection, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        statements.append((statement, parameters))
-
-    event.listen(app.state.engine.sync_engine, "before_cursor_execute", capture)
-    yield statements
-    event.remove(app.state.engine.sync_engine, "before_cursor_execute", capture)
 
 
 @pytest.fixture
@@ -54,12 +37,9 @@ async def analysed_rows(db_session: AsyncSession) -> None:
 async def _plan(
     session: AsyncSession, captured: Captured, filters: AuditFilter, page: PageRequest
 ) -> str:
-    captured.clear()
-    await AuditRepository(session).list_page(filters=filters, page=page)
-    statement, parameters = captured[-1]
-    connection = await session.connection()
-    result = await connection.exec_driver_sql(f"EXPLAIN {statement}", parameters)
-    return "\n".join(row[0] for row in result)
+    return await plan_of(
+        session, captured, AuditRepository(session).list_page(filters=filters, page=page)
+    )
 
 
 CASES = [

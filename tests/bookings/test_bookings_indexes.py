@@ -6,14 +6,11 @@ then the exact statement the repository runs is EXPLAINed.
 """
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import event, text
-from sqlalchemy.engine import Connection
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.bookings.models import BookingStatus
@@ -21,27 +18,13 @@ from app.bookings.repository import BookingRepository
 from app.bookings.schemas import BookingFilter
 from app.core.pagination import PageRequest
 from tests.conftest import CreateUser
+from tests.plans import Captured, plan_of
 
 ROOMS = 500
 PER_ROOM = 100
 OWNERS = 40
 START = datetime(2030, 1, 1, tzinfo=UTC)
 MIDDLE = START + timedelta(days=100)
-
-Captured = list[tuple[str, Any]]
-
-
-@pytest.fixture
-def captured(app: FastAPI) -> Iterator[Captured]:
-    """The SQL statements and parameters the engine sends, in order."""
-    statements: Captured = []
-
-    def capture(_conn: Connection, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        statements.append((statement, parameters))
-
-    event.listen(app.state.engine.sync_engine, "before_cursor_execute", capture)
-    yield statements
-    event.remove(app.state.engine.sync_engine, "before_cursor_execute", capture)
 
 
 @pytest.fixture
@@ -91,12 +74,9 @@ async def seeded(db_session: AsyncSession, owners: list[uuid.UUID]) -> uuid.UUID
 async def _plan(
     session: AsyncSession, captured: Captured, filters: BookingFilter, page: PageRequest
 ) -> str:
-    captured.clear()
-    await BookingRepository(session).list_page(filters=filters, page=page)
-    statement, parameters = captured[-1]
-    connection = await session.connection()
-    result = await connection.exec_driver_sql(f"EXPLAIN {statement}", parameters)
-    return "\n".join(row[0] for row in result)
+    return await plan_of(
+        session, captured, BookingRepository(session).list_page(filters=filters, page=page)
+    )
 
 
 async def test_every_filter_of_the_list_is_an_index_scan_at_any_depth(

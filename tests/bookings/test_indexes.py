@@ -9,18 +9,15 @@ README; the booking list's plans are in `test_bookings_indexes.py`.
 
 import re
 import uuid
-from collections.abc import Coroutine, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
-from fastapi import FastAPI
-from sqlalchemy import event, select, text
-from sqlalchemy.engine import Connection
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.bookings.models import OVERLAP_CONSTRAINT, Room
 from app.bookings.repository import AvailabilityRepository, BookingRepository
+from tests.plans import Captured, plan_of
 
 ROOMS = 500
 BOOKINGS_PER_ROOM = 100
@@ -53,21 +50,6 @@ INDEX_SCAN = re.compile(
 )
 """A plain, index-only or bitmap scan of the gist index behind the exclusion constraint."""
 
-Captured = list[tuple[str, Any]]
-
-
-@pytest.fixture
-def captured(app: FastAPI) -> Iterator[Captured]:
-    """The SQL statements and parameters the engine sends, in order."""
-    statements: Captured = []
-
-    def capture(_conn: Connection, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        statements.append((statement, parameters))
-
-    event.listen(app.state.engine.sync_engine, "before_cursor_execute", capture)
-    yield statements
-    event.remove(app.state.engine.sync_engine, "before_cursor_execute", capture)
-
 
 @pytest.fixture
 async def seeded(db_session: AsyncSession, owner_id: uuid.UUID) -> None:
@@ -81,18 +63,6 @@ async def seeded(db_session: AsyncSession, owner_id: uuid.UUID) -> None:
     )
     await db_session.execute(text("ANALYZE rooms"))
     await db_session.execute(text("ANALYZE bookings"))
-
-
-async def plan_of(
-    session: AsyncSession, captured: Captured, query: Coroutine[Any, Any, Any]
-) -> str:
-    """The plan of the last statement `query` sends (it runs only when awaited here)."""
-    captured.clear()
-    await query
-    statement, parameters = captured[-1]
-    connection = await session.connection()
-    result = await connection.exec_driver_sql(f"EXPLAIN {statement}", parameters)
-    return "\n".join(row[0] for row in result)
 
 
 FREE_ROOM_FILTERS = [(None, ()), (20, ()), (None, ("projector", "whiteboard")), (10, ("video",))]

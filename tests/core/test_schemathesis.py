@@ -53,13 +53,23 @@ CONFIG = schemathesis.Config.from_dict(
 )
 schema = schemathesis.openapi.from_dict(DOCUMENT, config=CONFIG)
 BEYOND_THE_SCHEMA = frozenset(
-    {"password_policy", "cursor", "range", "datetime_range", "time_range", "unknown_room"}
+    {
+        "password_policy",
+        "cursor",
+        "range",
+        "datetime_range",
+        "time_range",
+        "unknown_room",
+        "time_zone",
+        "policy_inconsistent",
+    }
 )
 """422 error types JSON Schema cannot express: the password policy (common, predictable or
 email-based passwords), HMAC-signed cursors, `since` before `until`, datetimes outside
-1900 to 9000 once in UTC (the descriptions say so), a booking ending before it starts, and a
-booking of a room that does not exist. A schema-valid request refused only for these is
-still refused rightly."""
+1900 to 9000 once in UTC (the descriptions say so), a booking ending before it starts, a
+booking of a room that does not exist, a time zone name the zone database does not know,
+and room policy overrides inconsistent with the defaults. A schema-valid request refused
+only for these is still refused rightly."""
 STATE_DEPENDENT_422 = frozenset({"idempotency-key-reused", "booking-rules-violated"})
 """422s that follow from the data, not the request's shape: a generated `Idempotency-Key`
 the fuzzer already sent with another body, and a booking the room's rules refuse (opening

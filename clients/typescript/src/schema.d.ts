@@ -352,6 +352,94 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/rooms": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List
+         * @description Rooms by name, active or not, filtered by capacity, equipment, building and text.
+         */
+        get: operations["rooms-list"];
+        put?: never;
+        /**
+         * Create
+         * @description Create a room (409 `room-name-taken` when another has the name, in any case).
+         */
+        post: operations["rooms-create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/rooms/{room_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get
+         * @description One room with its effective policy; the `ETag` is needed to change it.
+         */
+        get: operations["rooms-get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Update
+         * @description Change a room; `If-Match` required. Bookings already made stay as they are.
+         */
+        patch: operations["rooms-update"];
+        trace?: never;
+    };
+    "/api/v1/rooms/{room_id}/deactivate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Deactivate
+         * @description Take a room out of use: no new bookings; its bookings and history stay.
+         */
+        post: operations["rooms-deactivate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/rooms/{room_id}/reactivate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reactivate
+         * @description Put a deactivated room back in use.
+         */
+        post: operations["rooms-reactivate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/bookings": {
         parameters: {
             query?: never;
@@ -619,6 +707,59 @@ export interface components {
             override_rules: boolean;
         };
         /**
+         * BookingPolicy
+         * @description The complete rules of one room, after its overrides are applied to the defaults.
+         */
+        BookingPolicy: {
+            /**
+             * Opening Hours
+             * @description Open spans per weekday in the room's time zone; a missing day is closed.
+             */
+            opening_hours: {
+                [key: string]: components["schemas"]["OpeningSpan"][];
+            };
+            /**
+             * Slot Minutes
+             * @description Bookings start and end on multiples of this.
+             */
+            slot_minutes: number;
+            /**
+             * Min Duration Minutes
+             * @description Shortest booking allowed.
+             */
+            min_duration_minutes: number;
+            /**
+             * Max Duration Minutes
+             * @description Longest booking allowed.
+             */
+            max_duration_minutes: number;
+            /**
+             * Min Notice Minutes
+             * @description How long before its start a booking must be made.
+             */
+            min_notice_minutes: number;
+            /**
+             * Max Ahead Days
+             * @description How far ahead a booking may start.
+             */
+            max_ahead_days: number;
+            /**
+             * Buffer Minutes
+             * @description Turnover time after a booking during which the room stays blocked.
+             */
+            buffer_minutes: number;
+            /**
+             * Requires Approval
+             * @description New bookings wait as `pending` for a manager.
+             */
+            requires_approval: boolean;
+            /**
+             * Member Cutoff Minutes
+             * @description Members may not change or cancel a booking this close to its start.
+             */
+            member_cutoff_minutes: number;
+        };
+        /**
          * BookingProblem
          * @description A problem about a booking; a refused one lists why and what to book instead.
          */
@@ -833,6 +974,27 @@ export interface components {
             /** Status */
             status: string;
         };
+        /**
+         * OpeningSpan
+         * @description One stretch of a day when a room is open, in the room's wall-clock time.
+         *
+         *     `closes` of 00:00 means midnight at the end of the day, so a room can stay open until
+         *     the day ends; otherwise `opens` must come before `closes`.
+         */
+        OpeningSpan: {
+            /**
+             * Opens
+             * @description Local time the room opens, e.g. `08:00`.
+             * @example 08:00
+             */
+            opens: string;
+            /**
+             * Closes
+             * @description Local time it closes; `00:00` means the end of the day.
+             * @example 08:00
+             */
+            closes: string;
+        };
         /** Page[AuditEventRead] */
         Page_AuditEventRead_: {
             /** Items */
@@ -844,6 +1006,13 @@ export interface components {
         Page_BookingRead_: {
             /** Items */
             items: components["schemas"]["BookingRead"][];
+            /** Next Cursor */
+            next_cursor: string | null;
+        };
+        /** Page[RoomRead] */
+        Page_RoomRead_: {
+            /** Items */
+            items: components["schemas"]["RoomRead"][];
             /** Next Cursor */
             next_cursor: string | null;
         };
@@ -866,6 +1035,34 @@ export interface components {
              * @description 15 to 128 characters after NFKC normalisation (the minimum is `AUTH__PASSWORD_MIN_LENGTH`); common, predictable or email-based passwords are refused.
              */
             new_password: string;
+        };
+        /**
+         * PolicyOverrides
+         * @description The policy fields one room sets for itself; a missing field keeps the default.
+         *
+         *     Strict, as request bodies are: `"15"` is no number and `"yes"` no boolean.
+         */
+        PolicyOverrides: {
+            /** Opening Hours */
+            opening_hours?: {
+                [key: string]: components["schemas"]["OpeningSpan"][];
+            } | null;
+            /** Slot Minutes */
+            slot_minutes?: number | null;
+            /** Min Duration Minutes */
+            min_duration_minutes?: number | null;
+            /** Max Duration Minutes */
+            max_duration_minutes?: number | null;
+            /** Min Notice Minutes */
+            min_notice_minutes?: number | null;
+            /** Max Ahead Days */
+            max_ahead_days?: number | null;
+            /** Buffer Minutes */
+            buffer_minutes?: number | null;
+            /** Requires Approval */
+            requires_approval?: boolean | null;
+            /** Member Cutoff Minutes */
+            member_cutoff_minutes?: number | null;
         };
         /**
          * Problem
@@ -938,6 +1135,40 @@ export interface components {
          */
         Role: "member" | "manager" | "admin";
         /**
+         * RoomCreate
+         * @description A room to create; its name is unique regardless of case.
+         */
+        RoomCreate: {
+            /** Name */
+            name: string;
+            /**
+             * Description
+             * @default
+             */
+            description: string;
+            /** Building */
+            building: string;
+            /** Floor */
+            floor?: string | null;
+            /**
+             * Capacity
+             * @description Most people the room holds.
+             */
+            capacity: number;
+            /**
+             * Amenities
+             * @description Equipment tags; stored sorted, once each.
+             */
+            amenities?: string[];
+            /**
+             * Time Zone
+             * @description IANA time zone the opening hours are read in, e.g. `Europe/Berlin`.
+             */
+            time_zone: string;
+            /** @description The booking rules this room sets for itself; a missing field keeps the default from the `BOOKINGS__` settings. The result must be consistent (422 otherwise). */
+            policy?: components["schemas"]["PolicyOverrides"];
+        };
+        /**
          * RoomOption
          * @description Another room free for the whole requested time that holds the attendees.
          */
@@ -957,6 +1188,76 @@ export interface components {
             capacity: number;
             /** Time Zone */
             time_zone: string;
+        };
+        /**
+         * RoomRead
+         * @description A room as the API shows it to anyone signed in; `version` is its ETag.
+         */
+        RoomRead: {
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Name */
+            name: string;
+            /** Description */
+            description: string;
+            /** Building */
+            building: string;
+            /** Floor */
+            floor: string | null;
+            /** Capacity */
+            capacity: number;
+            /** Amenities */
+            amenities: string[];
+            /** Time Zone */
+            time_zone: string;
+            /**
+             * Is Active
+             * @description False once deactivated: no new bookings.
+             */
+            is_active: boolean;
+            /** @description What the room overrides of the defaults; `null` where the default applies. */
+            policy: components["schemas"]["PolicyOverrides"];
+            /** @description The rules bookings of the room are judged by: the defaults, overridden. */
+            effective_policy: components["schemas"]["BookingPolicy"];
+            /** Version */
+            version: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
+        /**
+         * RoomUpdate
+         * @description Changes to a room; an absent field stays as it is, `floor: null` clears the floor.
+         *
+         *     `amenities` and `policy` replace the whole set: send `policy: {}` to go back to every
+         *     default. Bookings already made keep their times, attendees and buffers.
+         */
+        RoomUpdate: {
+            /** Name */
+            name?: string | null;
+            /** Description */
+            description?: string | null;
+            /** Building */
+            building?: string | null;
+            /** Floor */
+            floor?: string | null;
+            /** Capacity */
+            capacity?: number | null;
+            /** Amenities */
+            amenities?: string[] | null;
+            /** Time Zone */
+            time_zone?: string | null;
+            policy?: components["schemas"]["PolicyOverrides"] | null;
         };
         /**
          * SelfUpdate
@@ -1112,6 +1413,12 @@ export interface components {
             /** Message */
             message: string;
         };
+        /**
+         * Weekday
+         * @description A day of the week, in ISO order (Monday first), as the policy names it.
+         * @enum {string}
+         */
+        Weekday: "mon" | "tue" | "wed" | "thu" | "fri" | "sat" | "sun";
     };
     responses: never;
     parameters: never;
@@ -2752,7 +3059,7 @@ export interface operations {
             query?: {
                 actor_id?: string | null;
                 /** @description An exact action, or a prefix ending with `.` such as `booking.`. */
-                action?: "auth." | "auth.admin_bootstrapped" | "auth.login_failed" | "auth.login_succeeded" | "auth.login_throttled" | "auth.logout" | "auth.password_check_failed" | "auth.refresh_reused" | "auth.session_revoked" | "auth.token_refreshed" | "booking." | "booking.approved" | "booking.cancelled" | "booking.created" | "booking.rejected" | "booking.rules_overridden" | "booking.updated" | "room." | "room.created" | "room.deactivated" | "room.updated" | "user." | "user.created" | "user.deactivated" | "user.email_changed" | "user.password_changed" | "user.password_rehashed" | "user.reactivated" | "user.registered" | "user.role_changed" | "user.updated";
+                action?: "auth." | "auth.admin_bootstrapped" | "auth.login_failed" | "auth.login_succeeded" | "auth.login_throttled" | "auth.logout" | "auth.password_check_failed" | "auth.refresh_reused" | "auth.session_revoked" | "auth.token_refreshed" | "booking." | "booking.approved" | "booking.cancelled" | "booking.created" | "booking.rejected" | "booking.rules_overridden" | "booking.updated" | "room." | "room.created" | "room.deactivated" | "room.reactivated" | "room.updated" | "user." | "user.created" | "user.deactivated" | "user.email_changed" | "user.password_changed" | "user.password_rehashed" | "user.reactivated" | "user.registered" | "user.role_changed" | "user.updated";
                 entity_type?: components["schemas"]["AuditEntity"] | null;
                 entity_id?: string | null;
                 /** @description Inclusive lower bound; with a timezone, years 1900 to 9000 in UTC. */
@@ -2844,7 +3151,7 @@ export interface operations {
             query?: {
                 actor_id?: string | null;
                 /** @description An exact action, or a prefix ending with `.` such as `booking.`. */
-                action?: "auth." | "auth.admin_bootstrapped" | "auth.login_failed" | "auth.login_succeeded" | "auth.login_throttled" | "auth.logout" | "auth.password_check_failed" | "auth.refresh_reused" | "auth.session_revoked" | "auth.token_refreshed" | "booking." | "booking.approved" | "booking.cancelled" | "booking.created" | "booking.rejected" | "booking.rules_overridden" | "booking.updated" | "room." | "room.created" | "room.deactivated" | "room.updated" | "user." | "user.created" | "user.deactivated" | "user.email_changed" | "user.password_changed" | "user.password_rehashed" | "user.reactivated" | "user.registered" | "user.role_changed" | "user.updated";
+                action?: "auth." | "auth.admin_bootstrapped" | "auth.login_failed" | "auth.login_succeeded" | "auth.login_throttled" | "auth.logout" | "auth.password_check_failed" | "auth.refresh_reused" | "auth.session_revoked" | "auth.token_refreshed" | "booking." | "booking.approved" | "booking.cancelled" | "booking.created" | "booking.rejected" | "booking.rules_overridden" | "booking.updated" | "room." | "room.created" | "room.deactivated" | "room.reactivated" | "room.updated" | "user." | "user.created" | "user.deactivated" | "user.email_changed" | "user.password_changed" | "user.password_rehashed" | "user.reactivated" | "user.registered" | "user.role_changed" | "user.updated";
                 entity_type?: components["schemas"]["AuditEntity"] | null;
                 entity_id?: string | null;
                 /** @description Inclusive lower bound; with a timezone, years 1900 to 9000 in UTC. */
@@ -3071,6 +3378,658 @@ export interface operations {
             };
             /** @description Unprocessable Entity */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "rooms-list": {
+        parameters: {
+            query?: {
+                /** @description Rooms holding at least this many. */
+                min_capacity?: number | null;
+                /** @description Tags the room must all have (repeat it). */
+                amenities?: string[] | null;
+                /** @description The building, in any case. */
+                location?: string | null;
+                /** @description Text in the name or description. */
+                q?: string | null;
+                limit?: number;
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_RoomRead_"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "rooms-create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RoomCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RoomRead"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "rooms-get": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                room_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RoomRead"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "rooms-update": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The `ETag` from GET (strong; a list may name several). `*` is refused. */
+                "If-Match"?: string | null;
+            };
+            path: {
+                room_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RoomUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RoomRead"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Precondition Failed */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Precondition Required */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "rooms-deactivate": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The `ETag` from GET (strong; a list may name several). `*` is refused. */
+                "If-Match"?: string | null;
+            };
+            path: {
+                room_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RoomRead"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Precondition Failed */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Precondition Required */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "rooms-reactivate": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The `ETag` from GET (strong; a list may name several). `*` is refused. */
+                "If-Match"?: string | null;
+            };
+            path: {
+                room_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RoomRead"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Precondition Failed */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Precondition Required */
+            428: {
                 headers: {
                     [name: string]: unknown;
                 };

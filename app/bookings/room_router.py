@@ -1,0 +1,95 @@
+"""`/rooms`: anyone signed in lists and reads rooms; managers and admins run them."""
+
+from fastapi import APIRouter, Request, Response, status
+
+from app.auth.dependencies import CurrentUser, ManagerUser
+from app.bookings.dependencies import RoomFilterDep, RoomForRead, RoomForUpdate, RoomServiceDep
+from app.bookings.models import Room
+from app.bookings.room_schemas import RoomCreate, RoomRead, RoomUpdate
+from app.bookings.room_service import RoomService
+from app.core.openapi import problem_responses
+from app.core.pagination import Page, PageRequestDep
+from app.core.preconditions import IfMatch, etag, required_versions
+
+rooms_router = APIRouter(prefix="/rooms", tags=["rooms"], responses=problem_responses(401))
+CHANGE_PROBLEMS = problem_responses(403, 404, 412, 428)
+
+
+def _read(room: Room, rooms: RoomService, response: Response) -> RoomRead:
+    response.headers["ETag"] = etag(room.version)
+    return rooms.read(room=room)
+
+
+@rooms_router.get("", name="list")
+async def list_rooms(
+    _: CurrentUser, rooms: RoomServiceDep, filters: RoomFilterDep, page: PageRequestDep
+) -> Page[RoomRead]:
+    """Rooms by name, active or not, filtered by capacity, equipment, building and text."""
+    rows, next_key = await rooms.list_rooms(filters=filters, page=page)
+    return Page(
+        items=[rooms.read(room=row) for row in rows], next_cursor=page.cursor_after(next_key)
+    )
+
+
+@rooms_router.post(
+    "",
+    name="create",
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(403, 409),
+)
+async def create_room(
+    _: ManagerUser,
+    data: RoomCreate,
+    rooms: RoomServiceDep,
+    request: Request,
+    response: Response,
+) -> RoomRead:
+    """Create a room (409 `room-name-taken` when another has the name, in any case)."""
+    room = await rooms.create(data=data)
+    response.headers["Location"] = f"{request.url.path.rstrip('/')}/{room.id}"
+    return _read(room, rooms, response)
+
+
+@rooms_router.get("/{room_id:uuid}", name="get", responses=problem_responses(404))
+async def get_room(room: RoomForRead, rooms: RoomServiceDep, response: Response) -> RoomRead:
+    """One room with its effective policy; the `ETag` is needed to change it."""
+    return _read(room, rooms, response)
+
+
+@rooms_router.patch(
+    "/{room_id:uuid}", name="update", responses={**CHANGE_PROBLEMS, **problem_responses(409)}
+)
+async def update_room(
+    room: RoomForUpdate,
+    data: RoomUpdate,
+    rooms: RoomServiceDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> RoomRead:
+    """Change a room; `If-Match` required. Bookings already made stay as they are."""
+    updated = await rooms.update(
+        room=room, expected_versions=required_versions(if_match), data=data
+    )
+    return _read(updated, rooms, response)
+
+
+@rooms_router.post("/{room_id:uuid}/deactivate", name="deactivate", responses=CHANGE_PROBLEMS)
+async def deactivate_room(
+    room: RoomForUpdate, rooms: RoomServiceDep, response: Response, if_match: IfMatch = None
+) -> RoomRead:
+    """Take a room out of use: no new bookings; its bookings and history stay."""
+    updated = await rooms.set_active(
+        room=room, expected_versions=required_versions(if_match), active=False
+    )
+    return _read(updated, rooms, response)
+
+
+@rooms_router.post("/{room_id:uuid}/reactivate", name="reactivate", responses=CHANGE_PROBLEMS)
+async def reactivate_room(
+    room: RoomForUpdate, rooms: RoomServiceDep, response: Response, if_match: IfMatch = None
+) -> RoomRead:
+    """Put a deactivated room back in use."""
+    updated = await rooms.set_active(
+        room=room, expected_versions=required_versions(if_match), active=True
+    )
+    return _read(updated, rooms, response)
