@@ -1,10 +1,20 @@
-"""Round trips of the hot read routes: each runs only the statements it needs."""
+"""Round trips of the hot read routes: each runs only the statements it needs, and a read
+sends no BEGIN/COMMIT pair."""
 
+from typing import Any
+
+import asyncpg
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.users.models import User
+from app.users.schemas import Role
+from tests.auth.conftest import bearer, committed_user, login
 from tests.core.support import captured_statements
+from tests.factories import unique_email
 
 API = "/api/v1"
 
@@ -32,3 +42,84 @@ async def test_hot_routes_send_only_the_guard_query_and_their_own(
     # The first statement is always the guard's: user and session checked together.
     assert seen[0].startswith("SELECT users.id, users.email"), seen[0]
     assert "JOIN auth_sessions" in seen[0]
+
+
+@pytest.fixture
+def transaction_statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every BEGIN, COMMIT and ROLLBACK the driver sends, recorded in order."""
+    sent: list[str] = []
+    execute = asyncpg.Connection.execute
+
+    async def recording(self: asyncpg.Connection, query: str, *args: Any, **kwargs: Any) -> str:
+        if query.split(" ", 1)[0].rstrip(";") in ("BEGIN", "COMMIT", "ROLLBACK"):
+            sent.append(query.split(" ", 1)[0].rstrip(";"))
+        result: str = await execute(self, query, *args, **kwargs)
+        return result
+
+    monkeypatch.setattr(asyncpg.Connection, "execute", recording)
+    return sent
+
+
+@pytest.mark.parametrize("path", ["/users/me", "/users", "/auth/sessions", "/audit/events"])
+async def test_a_read_sends_no_begin_or_commit(
+    app: FastAPI, committed_client: AsyncClient, transaction_statements: list[str], path: str
+) -> None:
+    headers = await committed_admin(app, committed_client)
+    transaction_statements.clear()
+    response = await committed_client.get(f"{API}{path}", headers=headers)
+    assert response.status_code == 200, response.text
+    assert transaction_statements == []
+
+
+async def test_a_write_still_runs_in_one_transaction(
+    app: FastAPI, committed_client: AsyncClient, transaction_statements: list[str]
+) -> None:
+    headers = await committed_admin(app, committed_client)
+    me = await committed_client.get(f"{API}/users/me", headers=headers)
+    transaction_statements.clear()
+    with captured_statements(app.state.engine) as captured:
+        response = await committed_client.patch(
+            f"{API}/users/me",
+            json={"full_name": "Renamed Admin"},
+            headers={**headers, "If-Match": me.headers["etag"]},
+        )
+    assert response.status_code == 200, response.text
+    # The guard's read runs alone; the update and its audit entry commit together.
+    assert transaction_statements == ["BEGIN", "COMMIT"]
+    assert captured[0][0].startswith("SELECT users.id, users.email")
+    assert any(statement.startswith("UPDATE users") for statement, _ in captured)
+    assert any("INSERT INTO audit_events" in statement for statement, _ in captured)
+
+
+async def test_a_locking_read_opens_the_transaction_first(
+    app: FastAPI, transaction_statements: list[str]
+) -> None:
+    factory: async_sessionmaker[AsyncSession] = app.state.session_factory
+    async with factory() as session:
+        await session.execute(select(User.id).limit(1))
+        assert transaction_statements == []
+        await session.execute(select(User.id).limit(1).with_for_update())
+        assert transaction_statements == ["BEGIN"]
+        await session.commit()
+    assert transaction_statements == ["BEGIN", "COMMIT"]
+
+
+async def test_a_streamed_read_runs_inside_a_transaction(
+    app: FastAPI, transaction_statements: list[str]
+) -> None:
+    factory: async_sessionmaker[AsyncSession] = app.state.session_factory
+    async with factory() as session:
+        rows = await session.stream(select(func.count()).select_from(User))
+        assert len([row async for row in rows]) == 1
+        await session.commit()
+    # asyncpg cursors exist only inside a transaction.
+    assert transaction_statements == ["BEGIN", "COMMIT"]
+
+
+async def committed_admin(app: FastAPI, client: AsyncClient) -> dict[str, str]:
+    """Commit an admin, log in for real, and return the access token's headers."""
+    email = unique_email()
+    await committed_user(app, email=email, role=Role.ADMIN)
+    response = await login(client, email)
+    assert response.status_code == 200, response.text
+    return bearer(response.json()["access_token"])

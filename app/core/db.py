@@ -19,6 +19,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from app.core.config import DatabaseSettings
 from app.core.context import current_context
+from app.core.lazy_begin import defer_begin
 from app.core.metrics import MeteredPool
 
 NAMING_CONVENTION = {
@@ -79,7 +80,7 @@ def create_engine(settings: DatabaseSettings, *, url: str) -> AsyncEngine:
     logging.getLogger("sqlalchemy.engine").setLevel(
         logging.INFO if settings.echo else logging.WARNING
     )
-    return create_async_engine(
+    engine = create_async_engine(
         async_url(url),
         # Waiting requests get connections in arrival order (see app/core/pool.py).
         poolclass=MeteredPool,
@@ -102,6 +103,9 @@ def create_engine(settings: DatabaseSettings, *, url: str) -> AsyncEngine:
             },
         },
     )
+    # A read-only request sends its SELECTs without a BEGIN/COMMIT pair (see lazy_begin).
+    defer_begin(engine.sync_engine)
+    return engine
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
