@@ -39,6 +39,8 @@ class AuditAction(StrEnum):
     BOOKING_REJECTED = "booking.rejected"
     BOOKING_RULES_OVERRIDDEN = "booking.rules_overridden"
     ROOM_REACTIVATED = "room.reactivated"
+    BLACKOUT_ADDED = "blackout.added"
+    BLACKOUT_REMOVED = "blackout.removed"
 
 
 class AuditEntity(StrEnum):
@@ -48,3 +50,4 @@ class AuditEntity(StrEnum):
     AUTH_SESSION = "auth_session"
     ROOM = "room"
     BOOKING = "booking"
+    BLACKOUT = "blackout"

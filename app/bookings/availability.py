@@ -84,7 +84,9 @@ class AvailabilityService:
             if room.is_active
             else []
         )
-        busy = [_busy(row, viewer_id=viewer_id) for row in rows if row.starts_at < window_end]
+        busy = [
+            busy_interval(row, viewer_id=viewer_id) for row in rows if row.starts_at < window_end
+        ]
         return RoomAvailability(
             room=room,
             policy=policy,
@@ -154,7 +156,7 @@ class AvailabilityService:
         raise ValidationFailed([{"field": end, "message": message, "type": kind}])
 
 
-def _busy(row: BlockingRow, *, viewer_id: uuid.UUID) -> BusyInterval:
+def busy_interval(row: BlockingRow, *, viewer_id: uuid.UUID) -> BusyInterval:
     """A blocking row as busy time: its times, kind and status, and whether it is the viewer's."""
     kind = BookingKind(row.kind)
     return BusyInterval(

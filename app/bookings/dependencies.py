@@ -7,6 +7,7 @@ from fastapi import Depends, Query, Request
 
 from app.audit.dependencies import AuditServiceDep
 from app.auth.dependencies import MANAGER_ROLES, CurrentUser, ManagerUser
+from app.bookings.blackout_service import BlackoutService, build_blackout_service
 from app.bookings.models import Booking, BookingStatus, Room
 from app.bookings.room_schemas import MAX_AMENITIES, Amenity, RoomFilter
 from app.bookings.room_service import RoomService, build_room_service
@@ -135,3 +136,23 @@ async def get_room_filter(
 
 
 RoomFilterDep = Annotated[RoomFilter, Depends(get_room_filter)]
+
+
+async def get_blackout_service(
+    session: SessionDep, audit: AuditServiceDep, clock: ClockDep
+) -> BlackoutService:
+    """The request's BlackoutService."""
+    return build_blackout_service(session, audit=audit, clock=clock)
+
+
+BlackoutServiceDep = Annotated[BlackoutService, Depends(get_blackout_service)]
+
+
+async def blackout_for_update(
+    blackout_id: uuid.UUID, room: RoomForUpdate, blackouts: BlackoutServiceDep
+) -> Booking:
+    """The path's blackout in force in the path's room, for managers and admins to lift."""
+    return await blackouts.get(room=room, blackout_id=blackout_id)
+
+
+BlackoutForUpdate = Annotated[Booking, Depends(blackout_for_update)]

@@ -3,6 +3,7 @@
 from collections.abc import Sequence
 from typing import Any
 
+from app.bookings.room_schemas import BusyRead
 from app.bookings.rules import Violation, ViolationCode
 from app.bookings.schemas import Alternatives, ViolationRead
 from app.core.errors import AppError, Conflict, Forbidden, NotFound
@@ -23,6 +24,28 @@ class RoomNameTaken(Conflict):
 
     code = "room-name-taken"
     title = "Room name taken"
+
+
+class BlackoutNotFound(NotFound):
+    """The room has no blackout in force with this id."""
+
+    code = "blackout-not-found"
+    title = "Blackout not found"
+
+
+class BlackoutConflict(Conflict):
+    """Bookings or blackouts hold the room in the time a blackout would close it."""
+
+    code = "blackout-conflict"
+    title = "Room not free for the blackout"
+
+    def __init__(self, detail: str, *, conflicts: Sequence[BusyRead]) -> None:
+        super().__init__(detail)
+        self.conflicts = list(conflicts)
+
+    def extensions(self) -> dict[str, Any]:
+        """Carry what holds the room: times, kind and status only."""
+        return {"conflicts": [busy.model_dump(mode="json") for busy in self.conflicts]}
 
 
 class BookingNotFound(NotFound):

@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.bookings.models import HOLDING_STATUSES, Booking, BookingKind, Room
+from app.bookings.models import HOLDING_STATUSES, Booking, BookingKind, BookingStatus, Room
 from app.bookings.room_schemas import RoomFilter
 from app.bookings.schemas import BookingFilter
 from app.core.db import LIKE_ESCAPE, contains_pattern
@@ -127,6 +127,70 @@ def _blocked_by_booking_in_room(
         Room.policy["buffer_minutes"].astext.cast(Integer), default_buffer_minutes
     )
     return _span(starts_at, literal(ends_at, DateTime(timezone=True)) + buffer * ONE_MINUTE)
+
+
+class BlackoutRepository:
+    """Reads and writes blackouts (never bookings) in the caller's session."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, *, room_id: uuid.UUID, blackout_id: uuid.UUID) -> Booking | None:
+        """The room's blackout in force with this id; None for anything else."""
+        statement = select(Booking).where(
+            Booking.id == blackout_id,
+            Booking.room_id == room_id,
+            Booking.kind == BookingKind.BLACKOUT.value,
+            Booking.status == BookingStatus.CONFIRMED.value,
+        )
+        return await self.session.scalar(statement)
+
+    async def add(self, *, blackout: Booking) -> Booking:
+        """Insert a blackout and read back its server-set columns."""
+        self.session.add(blackout)
+        await self.session.flush()
+        return blackout
+
+    async def cancel(
+        self, *, blackout_id: uuid.UUID, cancelled_by: uuid.UUID, cancelled_at: datetime
+    ) -> Booking | None:
+        """Lift a blackout in force; None if it was lifted already."""
+        statement = (
+            update(Booking)
+            .where(
+                Booking.id == blackout_id,
+                Booking.kind == BookingKind.BLACKOUT.value,
+                Booking.status == BookingStatus.CONFIRMED.value,
+            )
+            .values(
+                status=BookingStatus.CANCELLED.value,
+                cancelled_by=cancelled_by,
+                cancelled_at=cancelled_at,
+                version=Booking.version + 1,
+                updated_at=func.now(),
+            )
+            .returning(Booking)
+            .execution_options(populate_existing=True, synchronize_session=False)
+        )
+        return (await self.session.scalars(statement)).one_or_none()
+
+    async def list_page(
+        self, *, room_id: uuid.UUID, page: PageRequest
+    ) -> tuple[Sequence[Booking], tuple[SortValue, uuid.UUID] | None]:
+        """One page of the room's blackouts in force by start (then id), earliest first."""
+        statement = select(Booking).where(
+            Booking.room_id == room_id,
+            Booking.kind == BookingKind.BLACKOUT.value,
+            Booking.status == BookingStatus.CONFIRMED.value,
+        )
+        return await fetch_page(
+            self.session,
+            statement=statement,
+            sort_column=Booking.starts_at,
+            id_column=Booking.id,
+            page=page,
+            descending=False,
+        )
 
 
 class BookingRepository:

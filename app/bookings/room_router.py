@@ -1,11 +1,27 @@
 """`/rooms`: anyone signed in lists and reads rooms; managers and admins run them."""
 
+from typing import Any
+
 from fastapi import APIRouter, Request, Response, status
 
 from app.auth.dependencies import CurrentUser, ManagerUser
-from app.bookings.dependencies import RoomFilterDep, RoomForRead, RoomForUpdate, RoomServiceDep
+from app.bookings.dependencies import (
+    BlackoutForUpdate,
+    BlackoutServiceDep,
+    RoomFilterDep,
+    RoomForRead,
+    RoomForUpdate,
+    RoomServiceDep,
+)
 from app.bookings.models import Room
-from app.bookings.room_schemas import RoomCreate, RoomRead, RoomUpdate
+from app.bookings.room_schemas import (
+    BlackoutCreate,
+    BlackoutProblem,
+    BlackoutRead,
+    RoomCreate,
+    RoomRead,
+    RoomUpdate,
+)
 from app.bookings.room_service import RoomService
 from app.core.openapi import problem_responses
 from app.core.pagination import Page, PageRequestDep
@@ -13,6 +29,16 @@ from app.core.preconditions import IfMatch, etag, required_versions
 
 rooms_router = APIRouter(prefix="/rooms", tags=["rooms"], responses=problem_responses(401))
 CHANGE_PROBLEMS = problem_responses(403, 404, 412, 428)
+BLACKOUT_CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {
+        "model": BlackoutProblem,
+        "content": {
+            "application/problem+json": {
+                "schema": {"$ref": f"#/components/schemas/{BlackoutProblem.__name__}"}
+            }
+        },
+    }
+}
 
 
 def _read(room: Room, rooms: RoomService, response: Response) -> RoomRead:
@@ -93,3 +119,45 @@ async def reactivate_room(
         room=room, expected_versions=required_versions(if_match), active=True
     )
     return _read(updated, rooms, response)
+
+
+@rooms_router.post(
+    "/{room_id:uuid}/blackouts",
+    name="add-blackout",
+    status_code=status.HTTP_201_CREATED,
+    responses={**problem_responses(403, 404), **BLACKOUT_CONFLICT},
+)
+async def add_blackout(
+    principal: ManagerUser, room: RoomForUpdate, data: BlackoutCreate, blackouts: BlackoutServiceDep
+) -> BlackoutRead:
+    """Close the room for a time; 409 `blackout-conflict` lists what holds it then."""
+    blackout = await blackouts.add(room=room, actor_id=principal.id, data=data)
+    return BlackoutRead.model_validate(blackout)
+
+
+@rooms_router.get(
+    "/{room_id:uuid}/blackouts", name="list-blackouts", responses=problem_responses(404)
+)
+async def list_blackouts(
+    room: RoomForRead, blackouts: BlackoutServiceDep, page: PageRequestDep
+) -> Page[BlackoutRead]:
+    """The room's blackouts in force, past ones included, by start."""
+    rows, next_key = await blackouts.list_blackouts(room=room, page=page)
+    return Page(
+        items=[BlackoutRead.model_validate(row) for row in rows],
+        next_cursor=page.cursor_after(next_key),
+    )
+
+
+@rooms_router.delete(
+    "/{room_id:uuid}/blackouts/{blackout_id:uuid}",
+    name="remove-blackout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(403, 404),
+)
+async def remove_blackout(
+    principal: ManagerUser, blackout: BlackoutForUpdate, blackouts: BlackoutServiceDep
+) -> Response:
+    """Lift a blackout; the room takes bookings in its time again."""
+    await blackouts.remove(blackout=blackout, actor_id=principal.id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -6,12 +6,21 @@ from functools import lru_cache
 from typing import Annotated
 from zoneinfo import available_timezones
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
+from app.bookings.models import BookingKind, BookingStatus
 from app.bookings.policy import BookingPolicy, PolicyOverrides
-from app.bookings.schemas import UtcInstant
-from app.core.types import JsonInteger, MultiLine, RequestBody, SingleLine
+from app.bookings.schemas import Title, UtcInstant, ends_after_start
+from app.core.openapi import Problem
+from app.core.types import BoundedDatetime, JsonInteger, MultiLine, RequestBody, SingleLine
 
 MAX_AMENITIES = 50
 NOT_ROOM_ZONES = frozenset({"localtime", "posixrules", "Factory"})
@@ -141,3 +150,50 @@ class RoomFilter:
     """The building, compared without regard to case."""
     q: str | None = None
     """Text found in the name or description, without regard to case."""
+
+
+class BlackoutCreate(RequestBody):
+    """A time the room is closed (maintenance, an event, a holiday): `[starts_at, ends_at)`."""
+
+    starts_at: BoundedDatetime = Field(description="First instant closed, any offset.")
+    ends_at: BoundedDatetime = Field(description="First instant open again (exclusive).")
+    reason: Title = Field(description="Why the room is closed; shown to everyone signed in.")
+
+    _range = field_validator("ends_at")(ends_after_start)
+
+
+class BlackoutRead(BaseModel):
+    """A blackout in force, as anyone signed in sees it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    room_id: uuid.UUID
+    starts_at: UtcInstant
+    ends_at: UtcInstant
+    reason: str = Field(validation_alias="title")
+    created_by: uuid.UUID = Field(validation_alias="owner_id", description="The manager or admin.")
+    created_at: UtcInstant
+
+
+class BusyRead(BaseModel):
+    """A time something holds a room, without whose or what it is."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    starts_at: UtcInstant
+    ends_at: UtcInstant
+    blocked_until: UtcInstant = Field(
+        description="`ends_at` plus the turnover buffer after a booking: free again from here."
+    )
+    kind: BookingKind
+    status: BookingStatus
+    mine: bool = Field(description="Whether it is the caller's own booking.")
+
+
+class BlackoutProblem(Problem):
+    """A problem about a blackout; a refused one lists what holds the room then."""
+
+    conflicts: list[BusyRead] | None = Field(
+        default=None, description="Bookings and blackouts in the way (409 only), nothing private."
+    )

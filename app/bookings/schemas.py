@@ -49,7 +49,8 @@ OverrideRules = Annotated[
 ]
 
 
-def _after_start(ends_at: datetime | None, info: ValidationInfo) -> datetime | None:
+def ends_after_start(ends_at: datetime | None, info: ValidationInfo) -> datetime | None:
+    """Refuse an `ends_at` not after the `starts_at` validated before it."""
     starts_at = info.data.get("starts_at")
     if starts_at is not None and ends_at is not None and starts_at >= ends_at:
         raise PydanticCustomError("time_range", "ends_at must come after starts_at.")
@@ -67,7 +68,7 @@ class BookingCreate(RequestBody):
     ends_at: BoundedDatetime = Field(description="First instant after the booking (exclusive).")
     override_rules: OverrideRules = False
 
-    _range = field_validator("ends_at")(_after_start)
+    _range = field_validator("ends_at")(ends_after_start)
 
 
 class BookingUpdate(RequestBody):
@@ -84,7 +85,7 @@ class BookingUpdate(RequestBody):
     room_id: Annotated[uuid.UUID, JsonStringForm] | None = None
     override_rules: OverrideRules = False
 
-    _range = field_validator("ends_at")(_after_start)
+    _range = field_validator("ends_at")(ends_after_start)
 
 
 class CancelRequest(RequestBody):

@@ -440,6 +440,50 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/rooms/{room_id}/blackouts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List-Blackouts
+         * @description The room's blackouts in force, past ones included, by start.
+         */
+        get: operations["rooms-list-blackouts"];
+        put?: never;
+        /**
+         * Add-Blackout
+         * @description Close the room for a time; 409 `blackout-conflict` lists what holds it then.
+         */
+        post: operations["rooms-add-blackout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/rooms/{room_id}/blackouts/{blackout_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Remove-Blackout
+         * @description Lift a blackout; the room takes bookings in its time again.
+         */
+        delete: operations["rooms-remove-blackout"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/bookings": {
         parameters: {
             query?: never;
@@ -609,7 +653,7 @@ export interface components {
          * @description Every kind of thing an audit entry is filed under: one value per thing, never two.
          * @enum {string}
          */
-        AuditEntity: "user" | "auth_session" | "room" | "booking";
+        AuditEntity: "user" | "auth_session" | "room" | "booking" | "blackout";
         /**
          * AuditEventRead
          * @description One audit entry as recorded.
@@ -651,6 +695,103 @@ export interface components {
             prev_hash: string;
             /** Hash */
             hash: string;
+        };
+        /**
+         * BlackoutCreate
+         * @description A time the room is closed (maintenance, an event, a holiday): `[starts_at, ends_at)`.
+         */
+        BlackoutCreate: {
+            /**
+             * Starts At
+             * Format: date-time
+             * @description First instant closed, any offset.
+             */
+            starts_at: string;
+            /**
+             * Ends At
+             * Format: date-time
+             * @description First instant open again (exclusive).
+             */
+            ends_at: string;
+            /**
+             * Reason
+             * @description Why the room is closed; shown to everyone signed in.
+             */
+            reason: string;
+        };
+        /**
+         * BlackoutProblem
+         * @description A problem about a blackout; a refused one lists what holds the room then.
+         */
+        BlackoutProblem: {
+            /**
+             * Type
+             * @example https://roombook.dev/problems/not-found
+             */
+            type: string;
+            /** Title */
+            title: string;
+            /** Status */
+            status: number;
+            /** Detail */
+            detail: string;
+            /** Instance */
+            instance: string;
+            /** Code */
+            code: string;
+            /** Request Id */
+            request_id: string | null;
+            /** Errors */
+            errors?: components["schemas"]["FieldError"][] | null;
+            /**
+             * Errors Omitted
+             * @description Field errors beyond the first 50, not listed in `errors`.
+             */
+            errors_omitted?: number | null;
+            /**
+             * Conflicts
+             * @description Bookings and blackouts in the way (409 only), nothing private.
+             */
+            conflicts?: components["schemas"]["BusyRead"][] | null;
+        };
+        /**
+         * BlackoutRead
+         * @description A blackout in force, as anyone signed in sees it.
+         */
+        BlackoutRead: {
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /**
+             * Room Id
+             * Format: uuid
+             */
+            room_id: string;
+            /**
+             * Starts At
+             * Format: date-time
+             */
+            starts_at: string;
+            /**
+             * Ends At
+             * Format: date-time
+             */
+            ends_at: string;
+            /** Reason */
+            reason: string;
+            /**
+             * Created By
+             * Format: uuid
+             * @description The manager or admin.
+             */
+            created_by: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
         };
         /** Body_auth-login */
         "Body_auth-login": {
@@ -706,6 +847,12 @@ export interface components {
              */
             override_rules: boolean;
         };
+        /**
+         * BookingKind
+         * @description What a `bookings` row is: a person's booking or a manager's blackout.
+         * @enum {string}
+         */
+        BookingKind: "booking" | "blackout";
         /**
          * BookingPolicy
          * @description The complete rules of one room, after its overrides are applied to the defaults.
@@ -930,6 +1077,35 @@ export interface components {
             reason: string;
         };
         /**
+         * BusyRead
+         * @description A time something holds a room, without whose or what it is.
+         */
+        BusyRead: {
+            /**
+             * Starts At
+             * Format: date-time
+             */
+            starts_at: string;
+            /**
+             * Ends At
+             * Format: date-time
+             */
+            ends_at: string;
+            /**
+             * Blocked Until
+             * Format: date-time
+             * @description `ends_at` plus the turnover buffer after a booking: free again from here.
+             */
+            blocked_until: string;
+            kind: components["schemas"]["BookingKind"];
+            status: components["schemas"]["BookingStatus"];
+            /**
+             * Mine
+             * @description Whether it is the caller's own booking.
+             */
+            mine: boolean;
+        };
+        /**
          * CancelRequest
          * @description Why a booking is cancelled.
          */
@@ -999,6 +1175,13 @@ export interface components {
         Page_AuditEventRead_: {
             /** Items */
             items: components["schemas"]["AuditEventRead"][];
+            /** Next Cursor */
+            next_cursor: string | null;
+        };
+        /** Page[BlackoutRead] */
+        Page_BlackoutRead_: {
+            /** Items */
+            items: components["schemas"]["BlackoutRead"][];
             /** Next Cursor */
             next_cursor: string | null;
         };
@@ -1403,7 +1586,7 @@ export interface components {
          * @description Stable machine-readable name of one broken rule.
          * @enum {string}
          */
-        ViolationCode: "overlap" | "outside_opening_hours" | "off_granularity" | "too_short" | "too_long" | "too_little_notice" | "too_far_ahead" | "over_capacity" | "in_blackout" | "room_inactive" | "past";
+        ViolationCode: "overlap" | "outside_opening_hours" | "off_granularity" | "too_short" | "too_long" | "too_little_notice" | "too_far_ahead" | "over_capacity" | "in_blackout" | "room_inactive" | "past" | "quota_exceeded";
         /**
          * ViolationRead
          * @description One reason a booking is refused: a stable code and a message for people.
@@ -3059,7 +3242,7 @@ export interface operations {
             query?: {
                 actor_id?: string | null;
                 /** @description An exact action, or a prefix ending with `.` such as `booking.`. */
-                action?: "auth." | "auth.admin_bootstrapped" | "auth.login_failed" | "auth.login_succeeded" | "auth.login_throttled" | "auth.logout" | "auth.password_check_failed" | "auth.refresh_reused" | "auth.session_revoked" | "auth.token_refreshed" | "booking." | "booking.approved" | "booking.cancelled" | "booking.created" | "booking.rejected" | "booking.rules_overridden" | "booking.updated" | "room." | "room.created" | "room.deactivated" | "room.reactivated" | "room.updated" | "user." | "user.created" | "user.deactivated" | "user.email_changed" | "user.password_changed" | "user.password_rehashed" | "user.reactivated" | "user.registered" | "user.role_changed" | "user.updated";
+                action?: "auth." | "auth.admin_bootstrapped" | "auth.login_failed" | "auth.login_succeeded" | "auth.login_throttled" | "auth.logout" | "auth.password_check_failed" | "auth.refresh_reused" | "auth.session_revoked" | "auth.token_refreshed" | "blackout." | "blackout.added" | "blackout.removed" | "booking." | "booking.approved" | "booking.cancelled" | "booking.created" | "booking.rejected" | "booking.rules_overridden" | "booking.updated" | "room." | "room.created" | "room.deactivated" | "room.reactivated" | "room.updated" | "user." | "user.created" | "user.deactivated" | "user.email_changed" | "user.password_changed" | "user.password_rehashed" | "user.reactivated" | "user.registered" | "user.role_changed" | "user.updated";
                 entity_type?: components["schemas"]["AuditEntity"] | null;
                 entity_id?: string | null;
                 /** @description Inclusive lower bound; with a timezone, years 1900 to 9000 in UTC. */
@@ -3151,7 +3334,7 @@ export interface operations {
             query?: {
                 actor_id?: string | null;
                 /** @description An exact action, or a prefix ending with `.` such as `booking.`. */
-                action?: "auth." | "auth.admin_bootstrapped" | "auth.login_failed" | "auth.login_succeeded" | "auth.login_throttled" | "auth.logout" | "auth.password_check_failed" | "auth.refresh_reused" | "auth.session_revoked" | "auth.token_refreshed" | "booking." | "booking.approved" | "booking.cancelled" | "booking.created" | "booking.rejected" | "booking.rules_overridden" | "booking.updated" | "room." | "room.created" | "room.deactivated" | "room.reactivated" | "room.updated" | "user." | "user.created" | "user.deactivated" | "user.email_changed" | "user.password_changed" | "user.password_rehashed" | "user.reactivated" | "user.registered" | "user.role_changed" | "user.updated";
+                action?: "auth." | "auth.admin_bootstrapped" | "auth.login_failed" | "auth.login_succeeded" | "auth.login_throttled" | "auth.logout" | "auth.password_check_failed" | "auth.refresh_reused" | "auth.session_revoked" | "auth.token_refreshed" | "blackout." | "blackout.added" | "blackout.removed" | "booking." | "booking.approved" | "booking.cancelled" | "booking.created" | "booking.rejected" | "booking.rules_overridden" | "booking.updated" | "room." | "room.created" | "room.deactivated" | "room.reactivated" | "room.updated" | "user." | "user.created" | "user.deactivated" | "user.email_changed" | "user.password_changed" | "user.password_rehashed" | "user.reactivated" | "user.registered" | "user.role_changed" | "user.updated";
                 entity_type?: components["schemas"]["AuditEntity"] | null;
                 entity_id?: string | null;
                 /** @description Inclusive lower bound; with a timezone, years 1900 to 9000 in UTC. */
@@ -4030,6 +4213,306 @@ export interface operations {
             };
             /** @description Precondition Required */
             428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "rooms-list-blackouts": {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string | null;
+            };
+            header?: never;
+            path: {
+                room_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_BlackoutRead_"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "rooms-add-blackout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                room_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BlackoutCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BlackoutRead"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["BlackoutProblem"];
+                    "application/json": components["schemas"]["BlackoutProblem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "rooms-remove-blackout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                blackout_id: string;
+                room_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
