@@ -28,7 +28,7 @@ from app.factory import create_app
 from app.users.models import User
 from app.users.repository import UserRepository
 from app.users.schemas import Role
-from tests.database import create_test_database, drop_test_database, migrate
+from tests.database import create_test_database, drop_later, finish_drops, migrate
 from tests.factories import UserFactory, unique_email
 from tests.plans import Captured, capturing
 
@@ -37,6 +37,13 @@ TEST_CHAIN_KEY = "roombook-test-audit-chain-key-of-at-least-32-bytes"
 DEFAULT_PASSWORD = "a perfectly long test passphrase 4 roombook"
 """Password of users made by `create_user` unless told otherwise; passes the policy."""
 GENEROUS_LIMIT = "100000/minute"
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def background_drops() -> AsyncIterator[None]:
+    """At the end of the run, wait for the databases whose drop went on in the background."""
+    yield
+    await finish_drops()
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +56,7 @@ async def migrated_template() -> AsyncIterator[str]:
     server, url = await create_test_database()
     await migrate(url)
     yield str(make_url(url).database)
-    await drop_test_database(server, url)
+    drop_later(server, url)
 
 
 @pytest.fixture(scope="session")
@@ -57,7 +64,7 @@ async def database_url(migrated_template: str) -> AsyncIterator[str]:
     """A migrated database for this run, dropped at the end."""
     server, url = await create_test_database(template=migrated_template)
     yield url
-    await drop_test_database(server, url)
+    drop_later(server, url)
 
 
 @pytest.fixture
@@ -67,7 +74,7 @@ async def migrated_database_url(migrated_template: str) -> AsyncIterator[str]:
     try:
         yield url
     finally:
-        await drop_test_database(server, url)
+        drop_later(server, url)
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:
@@ -95,7 +102,7 @@ async def fresh_database_url() -> AsyncIterator[str]:
     try:
         yield url
     finally:
-        await drop_test_database(server, url)
+        drop_later(server, url)
 
 
 @pytest.fixture(scope="session")

@@ -37,6 +37,9 @@ async def create_test_database(*, template: str | None = None) -> tuple[str, str
     name = f"roombook_test_{uuid.uuid4().hex[:10]}"
     copy = f' TEMPLATE "{template}"' if template else ""
     await _admin(server, f'CREATE DATABASE "{name}"{copy}')
+    # A commit need not wait for its WAL to reach the disk: a crash of the test server loses
+    # nothing a test needs, and every commit stays atomic and visible at once.
+    await _admin(server, f'ALTER DATABASE "{name}" SET synchronous_commit TO off')
     return server, async_url(devdb.with_database(server, name))
 
 
@@ -44,6 +47,26 @@ async def drop_test_database(server: str, url: str) -> None:
     """Drop the run's database, closing whatever still uses it."""
     name = make_url(url).database
     await _admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+_pending_drops: set[asyncio.Task[None]] = set()
+
+
+def drop_later(server: str, url: str) -> None:
+    """Drop a test database in the background; `finish_drops` waits for all of them.
+
+    PostgreSQL forces a checkpoint for every DROP DATABASE, which takes seconds on a busy
+    server: no test needs to wait for it.
+    """
+    task = asyncio.get_running_loop().create_task(drop_test_database(server, url))
+    _pending_drops.add(task)
+    task.add_done_callback(_pending_drops.discard)
+
+
+async def finish_drops() -> None:
+    """Wait for every background drop; a failed one fails here."""
+    while _pending_drops:
+        await asyncio.gather(*_pending_drops)
 
 
 async def migrate(url: str, revision: str = "head", *, down: bool = False) -> None:

@@ -16,7 +16,7 @@ from app.cli import main
 from app.core.config import get_settings
 from tests.audit.conftest import KEYS, events_by_seq
 from tests.conftest import make_settings, truncate_all
-from tests.database import create_test_database, drop_test_database
+from tests.database import create_test_database, drop_later
 
 
 @pytest.fixture
@@ -78,7 +78,7 @@ async def test_cli_on_a_database_without_audit_tables_exits_2(
         code = await _run_cli()
     finally:
         get_settings.cache_clear()
-        await drop_test_database(server, url)
+        drop_later(server, url)
 
     assert code == 2
     assert capsys.readouterr().err.endswith(

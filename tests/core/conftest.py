@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from app.core.config import get_settings
-from tests.database import create_test_database, drop_test_database
+from tests.database import create_test_database, drop_later
 
 
 @pytest.fixture(scope="session")
@@ -13,7 +13,7 @@ async def scratch_url() -> AsyncIterator[str]:
     """An empty database (no migrations) for tables the core tests create themselves."""
     server, url = await create_test_database()
     yield url
-    await drop_test_database(server, url)
+    drop_later(server, url)
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from app.core.config import AuthSettings
 from app.factory import create_app
 from tests.conftest import make_settings
-from tests.database import create_test_database, drop_test_database
+from tests.database import create_test_database, drop_later
 
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "0"))
 """Generated examples per operation (each sent as every role); `make fuzz` sets it.
@@ -92,7 +92,7 @@ async def fuzz_database(migrated_template: str) -> AsyncIterator[str]:
     """A migrated database only the fuzzed app writes to."""
     server, url = await create_test_database(template=migrated_template)
     yield url
-    await drop_test_database(server, url)
+    drop_later(server, url)
 
 
 @pytest.fixture(scope="module")

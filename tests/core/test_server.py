@@ -17,7 +17,6 @@ from app import cli, devdb
 from app.core.config import get_settings
 from app.factory import create_app
 from tests.conftest import TEST_SECRET
-from tests.database import migrate
 from tests.factories import unique_email
 
 CREDENTIALS_BUDGET = 4
@@ -28,21 +27,21 @@ CLOSE_WAIT_S = 10
 
 @pytest.fixture
 def server_environment(
-    monkeypatch: pytest.MonkeyPatch, fresh_settings: None, fresh_database_url: str
+    monkeypatch: pytest.MonkeyPatch, fresh_settings: None, migrated_database_url: str
 ) -> str:
     """Test settings in the environment, as the CLI reads them, on a free port and no proxy."""
     for name in list(os.environ):
         if name == "ENVIRONMENT" or "__" in name:
             monkeypatch.delenv(name)
     monkeypatch.setenv("ENVIRONMENT", "test")
-    monkeypatch.setenv("DATABASE__URL", fresh_database_url)
+    monkeypatch.setenv("DATABASE__URL", migrated_database_url)
     monkeypatch.setenv("SECURITY__JWT_SECRET", TEST_SECRET)
     monkeypatch.setenv("SECURITY__ARGON2_TIME_COST", "1")
     monkeypatch.setenv("SECURITY__ARGON2_MEMORY_KIB", "64")
     monkeypatch.setenv("RATE_LIMIT__CREDENTIALS_PER_IP", f"{CREDENTIALS_BUDGET}/minute")
     monkeypatch.setenv("SERVER__PORT", "0")
     monkeypatch.setenv("HTTP__TRUSTED_PROXIES", "[]")
-    return fresh_database_url
+    return migrated_database_url
 
 
 @dataclass
@@ -77,7 +76,6 @@ async def running(config: uvicorn.Config) -> AsyncIterator[Running]:
 async def test_forwarded_for_from_loopback_is_not_believed(
     server_environment: str, reload: bool
 ) -> None:
-    await migrate(server_environment)
     config = uvicorn.Config(cli.APP_FACTORY, **cli.server_options(get_settings(), reload=reload))
     email = unique_email()
     async with running(config) as served:
