@@ -7,12 +7,13 @@ import asyncpg
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.users.models import User
 from app.users.schemas import Role
 from tests.auth.conftest import bearer, committed_user, login
+from tests.conftest import CreateUser
 from tests.core.support import captured_statements
 from tests.factories import unique_email
 
@@ -123,3 +124,24 @@ async def committed_admin(app: FastAPI, client: AsyncClient) -> dict[str, str]:
     response = await login(client, email)
     assert response.status_code == 200, response.text
     return bearer(response.json()["access_token"])
+
+
+async def test_the_users_list_reads_rows_not_orm_objects(
+    client: AsyncClient, admin_headers: dict[str, str], create_user: CreateUser
+) -> None:
+    await create_user()
+    loaded: list[User] = []
+
+    def record(user: User, _context: Any) -> None:
+        loaded.append(user)
+
+    event.listen(User, "load", record)
+    try:
+        response = await client.get(f"{API}/users", headers=admin_headers)
+    finally:
+        event.remove(User, "load", record)
+    assert response.status_code == 200, response.text
+    assert len(response.json()["items"]) >= 2
+    assert {"email", "role", "version", "last_login_at"} <= response.json()["items"][0].keys()
+    # A page is only shown, never changed: no object enters an identity map for it.
+    assert loaded == []

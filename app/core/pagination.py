@@ -115,7 +115,11 @@ async def fetch_page(
         key = tuple_(sort_column, id_column)
         statement = statement.where(key < page.after if descending else key > page.after)
     order = (sort_column.desc(), id_column.desc()) if descending else (sort_column, id_column)
-    rows = (await session.scalars(statement.order_by(*order).limit(page.limit + 1))).all()
+    result = await session.execute(statement.order_by(*order).limit(page.limit + 1))
+    # One entity (or column) per row comes back as itself; several columns as a row.
+    rows: Sequence[Any] = (
+        result.scalars().all() if len(statement.column_descriptions) == 1 else result.all()
+    )
     if len(rows) <= page.limit:
         return rows, None
     last = rows[page.limit - 1]

@@ -4,13 +4,16 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Row, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import LIKE_ESCAPE, contains_pattern
 from app.core.pagination import PageRequest, SortValue, fetch_page
 from app.users.models import User
-from app.users.schemas import Role, UserFilter
+from app.users.schemas import Role, UserFilter, UserRead
+
+READ_COLUMNS = tuple(User.__table__.c[name] for name in UserRead.model_fields)
+"""The columns of `UserRead`: a list reads them as plain rows, not as tracked ORM objects."""
 
 
 class UserRepository:
@@ -46,9 +49,10 @@ class UserRepository:
 
     async def list_page(
         self, *, filters: UserFilter, page: PageRequest
-    ) -> tuple[Sequence[User], tuple[SortValue, uuid.UUID] | None]:
-        """One page of matching users, newest first."""
-        statement = select(User)
+    ) -> tuple[Sequence[Row[Any]], tuple[SortValue, uuid.UUID] | None]:
+        """One page of matching users' public columns, newest first."""
+        # Core rows: nothing on a page is changed, so the identity map would only add work.
+        statement = select(*READ_COLUMNS)
         if filters.role is not None:
             statement = statement.where(User.role == filters.role.value)
         if filters.active is not None:

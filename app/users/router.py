@@ -63,13 +63,10 @@ async def list_users(
     q: Annotated[SingleLine | None, Query(min_length=1, max_length=100)] = None,
 ) -> Page[UserRead]:
     """Accounts, newest first, filtered by role, active flag and `q` (in email or name)."""
-    rows, next_key = await users.list_users(
+    items, next_key = await users.list_users(
         filters=UserFilter(role=role, active=active, q=q), page=page
     )
-    return Page(
-        items=[UserRead.model_validate(row) for row in rows],
-        next_cursor=page.cursor_after(next_key),
-    )
+    return Page(items=items, next_cursor=page.cursor_after(next_key))
 
 
 @router.post(

@@ -1,7 +1,6 @@
 """Business rules of accounts: uniqueness, the last admin, versions, deactivation."""
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -15,7 +14,7 @@ from app.core.pagination import PageRequest, SortValue
 from app.core.preconditions import StaleVersion, check_version
 from app.users.models import User
 from app.users.repository import UserRepository
-from app.users.schemas import AdminUpdate, Role, SelfUpdate, UserCreate, UserFilter
+from app.users.schemas import AdminUpdate, Role, SelfUpdate, UserCreate, UserFilter, UserRead
 
 FIELD_ACTIONS = {
     "full_name": AuditAction.USER_UPDATED,
@@ -172,9 +171,10 @@ class UserService:
 
     async def list_users(
         self, *, filters: UserFilter, page: PageRequest
-    ) -> tuple[Sequence[User], tuple[SortValue, uuid.UUID] | None]:
+    ) -> tuple[list[UserRead], tuple[SortValue, uuid.UUID] | None]:
         """One page of users matching the filters, newest first."""
-        return await self.repository.list_page(filters=filters, page=page)
+        rows, next_key = await self.repository.list_page(filters=filters, page=page)
+        return [UserRead.model_validate(row) for row in rows], next_key
 
     async def credentials_for(self, *, email: str) -> Credentials | None:
         """Login data of the account with this email, or None."""
