@@ -61,6 +61,8 @@ ACCESS: dict[tuple[str, str], frozenset[Role] | None] = {
     ("POST", f"{API}/rooms/{{room_id:uuid}}/blackouts"): MANAGER,
     ("GET", f"{API}/rooms/{{room_id:uuid}}/blackouts"): SIGNED_IN,
     ("DELETE", f"{API}/rooms/{{room_id:uuid}}/blackouts/{{blackout_id:uuid}}"): MANAGER,
+    ("GET", f"{API}/rooms/available"): SIGNED_IN,
+    ("GET", f"{API}/rooms/{{room_id:uuid}}/availability"): SIGNED_IN,
     ("POST", f"{API}/bookings"): SIGNED_IN,
     ("POST", f"{API}/bookings/check"): SIGNED_IN,
     ("GET", f"{API}/bookings"): SIGNED_IN,

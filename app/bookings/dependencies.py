@@ -7,6 +7,7 @@ from fastapi import Depends, Query, Request
 
 from app.audit.dependencies import AuditServiceDep
 from app.auth.dependencies import MANAGER_ROLES, CurrentUser, ManagerUser
+from app.bookings.availability import AvailabilityService, build_availability_service
 from app.bookings.blackout_service import BlackoutService, build_blackout_service
 from app.bookings.models import Booking, BookingStatus, Room
 from app.bookings.room_schemas import MAX_AMENITIES, Amenity, RoomFilter
@@ -108,15 +109,19 @@ RoomForUpdate = Annotated[Room, Depends(room_for_update)]
 room exists."""
 
 
+MinCapacity = Annotated[
+    int | None, Query(ge=1, le=10_000, description="Rooms holding at least this many.")
+]
+AmenitiesQuery = Annotated[
+    list[Amenity] | None,
+    Query(max_length=MAX_AMENITIES, description="Tags the room must all have (repeat it)."),
+]
+
+
 async def get_room_filter(
     *,
-    min_capacity: Annotated[
-        int | None, Query(ge=1, le=10_000, description="Rooms holding at least this many.")
-    ] = None,
-    amenities: Annotated[
-        list[Amenity] | None,
-        Query(max_length=MAX_AMENITIES, description="Tags the room must all have (repeat it)."),
-    ] = None,
+    min_capacity: MinCapacity = None,
+    amenities: AmenitiesQuery = None,
     location: Annotated[
         SingleLine | None,
         Query(min_length=1, max_length=100, description="The building, in any case."),
@@ -156,3 +161,11 @@ async def blackout_for_update(
 
 
 BlackoutForUpdate = Annotated[Booking, Depends(blackout_for_update)]
+
+
+async def get_availability_service(request: Request, session: SessionDep) -> AvailabilityService:
+    """The request's AvailabilityService."""
+    return build_availability_service(session, settings=request.app.state.settings.bookings)
+
+
+AvailabilityServiceDep = Annotated[AvailabilityService, Depends(get_availability_service)]

@@ -1,13 +1,16 @@
 """`/rooms`: anyone signed in lists and reads rooms; managers and admins run them."""
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from app.auth.dependencies import CurrentUser, ManagerUser
 from app.bookings.dependencies import (
+    AmenitiesQuery,
+    AvailabilityServiceDep,
     BlackoutForUpdate,
     BlackoutServiceDep,
+    MinCapacity,
     RoomFilterDep,
     RoomForRead,
     RoomForUpdate,
@@ -15,9 +18,12 @@ from app.bookings.dependencies import (
 )
 from app.bookings.models import Room
 from app.bookings.room_schemas import (
+    AvailabilityRead,
     BlackoutCreate,
     BlackoutProblem,
     BlackoutRead,
+    BusyRead,
+    IntervalRead,
     RoomCreate,
     RoomRead,
     RoomUpdate,
@@ -26,6 +32,7 @@ from app.bookings.room_service import RoomService
 from app.core.openapi import problem_responses
 from app.core.pagination import Page, PageRequestDep
 from app.core.preconditions import IfMatch, etag, required_versions
+from app.core.types import BoundedDatetime
 
 rooms_router = APIRouter(prefix="/rooms", tags=["rooms"], responses=problem_responses(401))
 CHANGE_PROBLEMS = problem_responses(403, 404, 412, 428)
@@ -54,6 +61,31 @@ async def list_rooms(
     rows, next_key = await rooms.list_rooms(filters=filters, page=page)
     return Page(
         items=[rooms.read(room=row) for row in rows], next_cursor=page.cursor_after(next_key)
+    )
+
+
+@rooms_router.get("/available", name="available")
+async def available_rooms(
+    *,
+    _: CurrentUser,
+    availability: AvailabilityServiceDep,
+    rooms: RoomServiceDep,
+    page: PageRequestDep,
+    start: Annotated[BoundedDatetime, Query(description="First instant needed, any offset.")],
+    end: Annotated[BoundedDatetime, Query(description="First instant no longer needed.")],
+    min_capacity: MinCapacity = None,
+    amenities: AmenitiesQuery = None,
+) -> Page[RoomRead]:
+    """Active rooms, by name, open and free for the whole of `[start, end)`, buffers included."""
+    found, next_key = await availability.free_rooms(
+        starts_at=start,
+        ends_at=end,
+        min_capacity=min_capacity,
+        amenities=tuple(amenities or ()),
+        page=page,
+    )
+    return Page(
+        items=[rooms.read(room=room) for room in found], next_cursor=page.cursor_after(next_key)
     )
 
 
@@ -161,3 +193,35 @@ async def remove_blackout(
     """Lift a blackout; the room takes bookings in its time again."""
     await blackouts.remove(blackout=blackout, actor_id=principal.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@rooms_router.get(
+    "/{room_id:uuid}/availability", name="availability", responses=problem_responses(404)
+)
+async def room_availability(
+    *,
+    principal: CurrentUser,
+    room: RoomForRead,
+    availability: AvailabilityServiceDep,
+    window_start: Annotated[
+        BoundedDatetime, Query(alias="from", description="Start of the window, any offset.")
+    ],
+    window_end: Annotated[
+        BoundedDatetime,
+        Query(
+            alias="to", description="End of the window; at most BOOKINGS__AVAILABILITY_MAX_DAYS."
+        ),
+    ],
+) -> AvailabilityRead:
+    """The room's free time and what holds it in the window, in UTC, with the room's zone."""
+    result = await availability.of_room(
+        room=room, window_start=window_start, window_end=window_end, viewer_id=principal.id
+    )
+    return AvailabilityRead(
+        room_id=room.id,
+        time_zone=room.time_zone,
+        window_start=result.window_start,
+        window_end=result.window_end,
+        free=[IntervalRead(starts_at=start, ends_at=end) for start, end in result.free],
+        busy=[BusyRead.model_validate(busy) for busy in result.busy],
+    )

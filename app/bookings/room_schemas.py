@@ -197,3 +197,26 @@ class BlackoutProblem(Problem):
     conflicts: list[BusyRead] | None = Field(
         default=None, description="Bookings and blackouts in the way (409 only), nothing private."
     )
+
+
+class IntervalRead(BaseModel):
+    """A stretch of time `[starts_at, ends_at)`."""
+
+    starts_at: UtcInstant
+    ends_at: UtcInstant
+
+
+class AvailabilityRead(BaseModel):
+    """A room's free and busy time in a window; every instant in UTC."""
+
+    room_id: uuid.UUID
+    time_zone: str = Field(description="The room's IANA zone: its opening hours are read there.")
+    window_start: UtcInstant
+    window_end: UtcInstant
+    free: list[IntervalRead] = Field(
+        description=(
+            "Times a booking could take: open, on the slot grid, at least the minimum "
+            "duration, leaving room for the buffer before what follows. Empty when inactive."
+        )
+    )
+    busy: list[BusyRead] = Field(description="What holds the room, without whose or what.")

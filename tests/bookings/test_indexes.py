@@ -108,6 +108,15 @@ async def test_every_query_over_blocked_ranges_is_a_gist_index_scan(
         )
         for filters in FREE_ROOM_FILTERS
     } | {
+        "free rooms, a deep page": availability.unblocked_rooms(
+            starts_at=hour,
+            ends_at=hour + timedelta(hours=1),
+            default_buffer_minutes=15,
+            min_capacity=None,
+            amenities=(),
+            after=("Seeded room 0250", uuid.uuid4()),
+            limit=21,
+        ),
         "alternative rooms": bookings.free_rooms(
             starts_at=hour,
             ends_at=hour + timedelta(hours=1),
@@ -133,3 +142,5 @@ async def test_every_query_over_blocked_ranges_is_a_gist_index_scan(
         assert INDEX_SCAN.search(plan), f"{name}:\n{plan}"
         assert "Seq Scan" not in plan, f"{name}:\n{plan}"
     assert "ix_rooms_capacity_name_id" in rooms_plans["alternative rooms"]
+    # A deep page starts from the cursor's key in the (name, id) index.
+    assert "Index Cond: (ROW((name)::text, id) >" in rooms_plans["free rooms, a deep page"]

@@ -62,13 +62,15 @@ BEYOND_THE_SCHEMA = frozenset(
         "unknown_room",
         "time_zone",
         "policy_inconsistent",
+        "window_too_long",
     }
 )
 """422 error types JSON Schema cannot express: the password policy (common, predictable or
 email-based passwords), HMAC-signed cursors, `since` before `until`, datetimes outside
 1900 to 9000 once in UTC (the descriptions say so), a booking ending before it starts, a
 booking of a room that does not exist, a time zone name the zone database does not know,
-and room policy overrides inconsistent with the defaults. A schema-valid request refused
+room policy overrides inconsistent with the defaults, and an availability window longer
+than `BOOKINGS__AVAILABILITY_MAX_DAYS`. A schema-valid request refused
 only for these is still refused rightly."""
 STATE_DEPENDENT_422 = frozenset({"idempotency-key-reused", "booking-rules-violated"})
 """422s that follow from the data, not the request's shape: a generated `Idempotency-Key`

@@ -13,6 +13,7 @@ from app.core.types import (
     MAX_YEAR,
     MIN_YEAR,
     BoundedDatetime,
+    JsonInteger,
     JsonStringForm,
     MultiLine,
     NoControlCharacters,
@@ -220,3 +221,25 @@ def test_a_flood_of_unknown_fields_is_one_error() -> None:
     (error,) = caught.value.errors(include_input=False)
     assert error["type"] == "too_many_fields"
     assert error["msg"] == "The body has 110000 fields; this request knows 6."
+
+
+class Counted(RequestBody):
+    """A strict body with a bounded count that JSON may spell `3.0`."""
+
+    count: Annotated[int, Field(ge=1, le=10), JsonInteger]
+
+
+def test_a_json_integer_accepts_its_float_spelling() -> None:
+    assert Counted.model_validate({"count": 3.0}).count == 3
+
+
+@pytest.mark.parametrize("value", ["3", 3.5, True, 0.0, 11])
+def test_a_json_integer_refuses_other_types_and_keeps_its_bounds(value: object) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Counted.model_validate({"count": value})
+    assert [e["loc"] for e in caught.value.errors()] == [("count",)]
+
+
+def test_a_json_integer_documents_its_bounds() -> None:
+    schema = Counted.model_json_schema()["properties"]["count"]
+    assert (schema["type"], schema["minimum"], schema["maximum"]) == ("integer", 1, 10)
