@@ -154,11 +154,14 @@ class AuditRepository:
 
     async def list_page(
         self, *, filters: AuditFilter, page: PageRequest
-    ) -> tuple[Sequence[AuditEvent], tuple[SortValue, uuid.UUID] | None]:
-        """One page of matching entries, newest first."""
+    ) -> tuple[Sequence[Row[Any]], tuple[SortValue, uuid.UUID] | None]:
+        """One page of matching entries as plain rows, newest first.
+
+        Rows, not ORM objects: a page is only shown, so the identity map would only add work.
+        """
         return await fetch_page(
             self.session,
-            statement=filtered(filters=filters),
+            statement=filtered(filters=filters).with_only_columns(*_events.c),
             sort_column=AuditEvent.occurred_at,
             id_column=AuditEvent.id,
             page=page,

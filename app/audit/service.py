@@ -143,10 +143,9 @@ class AuditService:
 
     async def list_events(
         self, *, filters: AuditFilter, page: PageRequest
-    ) -> tuple[list[AuditEvent], tuple[SortValue, uuid.UUID] | None]:
+    ) -> tuple[Sequence[Row[Any]], tuple[SortValue, uuid.UUID] | None]:
         """One page of matching entries, newest first, and the key to resume after."""
-        rows, next_key = await self.repository.list_page(filters=filters, page=page)
-        return list(rows), next_key
+        return await self.repository.list_page(filters=filters, page=page)
 
     def stream_events(self, *, filters: AuditFilter) -> AsyncIterator[Sequence[Row[Any]]]:
         """Every matching entry, newest first, in batches, never all of them in memory."""
