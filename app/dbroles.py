@@ -20,6 +20,8 @@ APP_PRIVILEGES: dict[str, tuple[str, ...]] = {
     "auth_sessions": ("SELECT", "INSERT", "UPDATE", "DELETE"),
     "auth_refresh_tokens": ("SELECT", "INSERT", "UPDATE", "DELETE"),
     "auth_login_throttles": ("SELECT", "INSERT", "UPDATE", "DELETE"),
+    # A stream ticket is used up by deleting it; expired ones are pruned.
+    "auth_stream_tickets": ("SELECT", "INSERT", "DELETE"),
     # Rooms are deactivated, bookings and blackouts cancelled: nothing is ever deleted.
     "rooms": ("SELECT", "INSERT", "UPDATE"),
     "bookings": ("SELECT", "INSERT", "UPDATE"),

@@ -12,6 +12,8 @@ from app.audit.router import router as audit_router
 from app.auth.bootstrap import bootstrap_admin
 from app.auth.ratelimit import RateLimiter
 from app.auth.router import router as auth_router
+from app.bookings.events_router import events_router
+from app.bookings.hub import build_event_hub
 from app.bookings.room_router import rooms_router
 from app.bookings.router import bookings_router
 from app.core.config import Settings, get_settings
@@ -37,6 +39,7 @@ from app.core.verified_tokens import VerifiedTokens
 from app.users.router import router as users_router
 
 API_PREFIX = "/api/v1"
+EVENT_STREAM_PATH = f"{API_PREFIX}/bookings/events"
 DESCRIPTION = (
     "Roombook books rooms for time ranges. Members book, managers run rooms and their "
     "rules, admins run accounts, and every change is audited. Errors are "
@@ -97,12 +100,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tracing.instrument(engine=engine)
     app.state.engine = engine
     app.state.session_factory = create_session_factory(engine)
+    app.state.event_hub = build_event_hub(
+        settings=settings, session_factory=lambda: app.state.session_factory
+    )
     try:
         await bootstrap_admin(
             app.state.session_factory, hasher=app.state.password_hasher, settings=settings
         )
         yield
     finally:
+        await app.state.event_hub.close()
         app.state.password_hasher.close()
         await engine.dispose()
         process_exiting()
@@ -126,6 +133,8 @@ class RoombookAPI(FastAPI):
             hsts=settings.is_production,
             no_store_prefix=f"{API_PREFIX}/",
             limit=settings.concurrency_limit,
+            # Event streams live for hours and hold no connection: EVENTS__MAX_STREAMS caps them.
+            long_lived_paths=frozenset({EVENT_STREAM_PATH}),
             metrics=RequestMetrics(self.routes),
         )
         if not settings.metrics.enabled:
@@ -208,6 +217,7 @@ def build_api_router() -> APIRouter:
     api.include_router(users_router)
     api.include_router(audit_router)
     api.include_router(rooms_router)
+    api.include_router(events_router)
     api.include_router(bookings_router)
     return api
 
@@ -231,6 +241,7 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
                 "Content-Type",
                 "If-Match",
                 "Idempotency-Key",
+                "Last-Event-ID",
                 "X-Request-ID",
             ],
             expose_headers=[

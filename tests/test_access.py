@@ -71,6 +71,10 @@ ACCESS: dict[tuple[str, str], frozenset[Role] | None] = {
     ("POST", f"{API}/bookings/{{booking_id:uuid}}/cancel"): SIGNED_IN,
     ("POST", f"{API}/bookings/{{booking_id:uuid}}/approve"): MANAGER,
     ("POST", f"{API}/bookings/{{booking_id:uuid}}/reject"): MANAGER,
+    ("POST", f"{API}/bookings/events/ticket"): SIGNED_IN,
+    # No access token: the single-use `?ticket=` is the credential (401 without a valid one,
+    # tests/bookings/test_events.py), since a browser's EventSource cannot send a header.
+    ("GET", f"{API}/bookings/events"): ANYONE,
 }
 """Who may call each route. A new route must be added here, with the guard it really has."""
 PUBLIC_MOUNTS = frozenset({"/static-offline-docs"})

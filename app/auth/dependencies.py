@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request, Response
+from fastapi import Depends, Query, Request, Response
 from fastapi.security import OAuth2PasswordBearer
 
 from app.audit.dependencies import AuditServiceDep
@@ -26,11 +26,14 @@ from app.core.errors import AppError, Forbidden, Unauthorized
 from app.core.idempotency import Idempotency, IdempotencyKey
 from app.core.security import InvalidToken
 from app.core.security_events import SecurityReason, security_event
+from app.core.types import SingleLine
 from app.core.verified_tokens import VerifiedTokens
 from app.users.schemas import Role, UserRead
 from app.users.service import build_user_service
 
 LOGIN_PATH = "/api/v1/auth/login"
+MAX_TICKET_LENGTH = 64
+"""Longer than any ticket issued (43 characters): anything beyond is refused unread."""
 
 
 bearer_scheme = OAuth2PasswordBearer(
@@ -146,6 +149,45 @@ async def get_current_user(
 
 
 CurrentUser = Annotated[Principal, Depends(get_current_user)]
+
+
+class StreamTicketRefused(Unauthorized):
+    """The event-stream ticket is unknown, used, expired, or its session has ended."""
+
+    code = "stream-ticket-refused"
+    title = "Stream ticket refused"
+
+
+StreamTicket = Annotated[
+    SingleLine,
+    Query(
+        min_length=1,
+        max_length=MAX_TICKET_LENGTH,
+        description="A single-use ticket from `POST /bookings/events/ticket`.",
+    ),
+]
+
+
+async def get_stream_caller(sessions: SessionServiceDep, ticket: StreamTicket) -> Principal:
+    """The caller a single-use stream ticket names, using it up; 401 otherwise.
+
+    For `EventSource`, which cannot send an `Authorization` header: the ticket stands in
+    for the access token in the URL, and it is worth nothing once used or 30 s old.
+    """
+    holder = await sessions.redeem_stream_ticket(ticket=ticket)
+    if holder is None:
+        security_event(SecurityReason.TOKEN_REJECTED, problem="stream_ticket")
+        raise StreamTicketRefused("The ticket is unknown, used or expired; ask for a new one.")
+    account = holder.account
+    principal = Principal(
+        id=account.id, role=account.role, session_id=holder.session_id, account=account
+    )
+    bind_actor(actor_id=principal.id, actor_role=principal.role.value)
+    return principal
+
+
+StreamCaller = Annotated[Principal, Depends(get_stream_caller)]
+"""The holder of the request's `?ticket=`, for the event stream only."""
 
 
 @dataclass(frozen=True)

@@ -91,3 +91,28 @@ class LoginThrottle(Base):
     """No check is made before this time; then one more guess is allowed."""
     counted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     """When the last failure was counted; `make prune` forgets rows untouched for long."""
+
+
+class StreamTicket(Base):
+    """A single-use ticket that opens one event stream; only its SHA-256 is stored.
+
+    A browser's `EventSource` cannot send an `Authorization` header, and an access token in
+    a URL would end up in logs and histories; this ticket lives seconds and works once.
+    """
+
+    __tablename__ = "auth_stream_tickets"
+    __table_args__ = (
+        Index("ix_auth_stream_tickets_session_id", "session_id"),
+        Index("ix_auth_stream_tickets_expires_at", "expires_at"),
+    )
+
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    """SHA-256 of the ticket; a database leak yields no usable ticket."""
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    """Whose stream the ticket opens."""
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("auth_sessions.id", ondelete="CASCADE")
+    )
+    """The session that asked for it: the stream lives only as long as this session."""
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    """After this the ticket opens nothing; `make prune` deletes it."""

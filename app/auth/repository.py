@@ -1,7 +1,7 @@
 """Every query on the auth tables, and the guard's one-query principal lookup."""
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,7 +30,13 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningDelete
 
-from app.auth.models import AuthSession, LoginThrottle, RefreshToken, SessionEndReason
+from app.auth.models import (
+    AuthSession,
+    LoginThrottle,
+    RefreshToken,
+    SessionEndReason,
+    StreamTicket,
+)
 from app.auth.policy import MAX_DOUBLINGS, DelayPolicy
 
 USERS = table(
@@ -281,6 +287,55 @@ class AuthRepository:
         return await self._count(
             delete(LoginThrottle).where(key.in_(batch)).returning(LoginThrottle.user_id)
         )
+
+    async def prune_stream_tickets(self, *, now: datetime, limit: int) -> int:
+        """Delete up to `limit` expired stream tickets; return how many went."""
+        # No row lock (it would need UPDATE): an expired ticket is never redeemed, so no
+        # request holds one.
+        batch = select(StreamTicket.token_hash).where(StreamTicket.expires_at <= now).limit(limit)
+        return await self._count(
+            delete(StreamTicket)
+            .where(StreamTicket.token_hash.in_(batch))
+            .returning(StreamTicket.token_hash)
+        )
+
+    async def add_stream_ticket(self, *, ticket: StreamTicket) -> None:
+        """Store a stream ticket's hash."""
+        self.session.add(ticket)
+        await self.session.flush()
+
+    async def take_stream_ticket(
+        self, *, token_hash: bytes, now: datetime
+    ) -> Row[uuid.UUID, uuid.UUID] | None:
+        """Delete an unexpired ticket and return its `user_id` and `session_id`, if it was there.
+
+        The DELETE is the redemption: of two requests presenting one ticket, only the one
+        whose DELETE removed the row gets it back.
+        """
+        statement = (
+            delete(StreamTicket)
+            .where(StreamTicket.token_hash == token_hash, StreamTicket.expires_at > now)
+            .returning(StreamTicket.user_id, StreamTicket.session_id)
+        )
+        result = await self.session.execute(statement.execution_options(synchronize_session=False))
+        return result.one_or_none()
+
+    async def live_session_ids(
+        self, *, session_ids: Collection[uuid.UUID], now: datetime, idle: timedelta
+    ) -> set[uuid.UUID]:
+        """Those of `session_ids` that are live and belong to an active user, in one query."""
+        statement = (
+            select(SESSIONS.c.id)
+            .join(USERS, USERS.c.id == SESSIONS.c.user_id)
+            .where(
+                SESSIONS.c.id.in_(list(session_ids)),
+                USERS.c.is_active.is_(True),
+                SESSIONS.c.revoked_at.is_(None),
+                SESSIONS.c.expires_at > now,
+                SESSIONS.c.last_used_at > now - idle,
+            )
+        )
+        return set((await self.session.execute(statement)).scalars())
 
     async def _count(self, statement: ReturningDelete[tuple[Any]]) -> int:
         rows = await self.session.execute(statement.execution_options(synchronize_session=False))

@@ -4,7 +4,7 @@ import hashlib
 import math
 import secrets
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.actions import AuditAction, AuditEntity
 from app.audit.service import AuditService
 from app.auth.devices import DeviceCookies
-from app.auth.models import AuthSession, RefreshToken, SessionEndReason
+from app.auth.models import AuthSession, RefreshToken, SessionEndReason, StreamTicket
 from app.auth.passwords import PasswordService
 from app.auth.repository import AuthRepository
 from app.auth.throttle import AttemptThrottle, Refused, Reservation, Scope
@@ -30,6 +30,7 @@ from app.users.schemas import Role, UserCreate, UserRead, normalise_email
 from app.users.service import Credentials, CurrentPasswordInvalid, UserService
 
 REFRESH_TOKEN_BYTES = 32
+STREAM_TICKET_BYTES = 32
 
 
 def utc_now() -> datetime:
@@ -38,7 +39,7 @@ def utc_now() -> datetime:
 
 
 def hash_refresh_token(token: str) -> bytes:
-    """SHA-256 of a refresh token: the token has 256 random bits, so no salt or slow hash."""
+    """SHA-256 of a refresh token or stream ticket: 256 random bits need no salt or slow hash."""
     return hashlib.sha256(token.encode()).digest()
 
 
@@ -79,12 +80,21 @@ class SessionNotFound(NotFound):
     title = "Session not found"
 
 
+@dataclass(frozen=True, slots=True)
+class StreamHolder:
+    """Who a redeemed stream ticket belongs to: the account and the session it came from."""
+
+    account: UserRead
+    session_id: uuid.UUID
+
+
 class PrunedTable(StrEnum):
     """What `make prune` empties of expired rows, in this order (tokens before sessions)."""
 
     REFRESH_TOKENS = "auth_refresh_tokens"
     SESSIONS = "auth_sessions"
     THROTTLES = "auth_login_throttles"
+    STREAM_TICKETS = "auth_stream_tickets"
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +139,8 @@ class SessionService:
             return await self.repository.prune_sessions(
                 now=now, idle=self.idle_timeout, limit=limit
             )
+        if table is PrunedTable.STREAM_TICKETS:
+            return await self.repository.prune_stream_tickets(now=now, limit=limit)
         retention = timedelta(seconds=self.settings.throttle_retention_s)
         return await self.repository.prune_throttles(
             counted_before=now - retention, now=now, limit=limit
@@ -140,6 +152,39 @@ class SessionService:
             user_id=user_id, session_id=session_id, now=self.clock(), idle=self.idle_timeout
         )
         return None if row is None else UserRead.model_validate(row)
+
+    async def issue_stream_ticket(
+        self, *, user_id: uuid.UUID, session_id: uuid.UUID, ttl_s: int
+    ) -> str:
+        """A new single-use ticket opening one event stream for this session, for `ttl_s`."""
+        ticket = secrets.token_urlsafe(STREAM_TICKET_BYTES)
+        await self.repository.add_stream_ticket(
+            ticket=StreamTicket(
+                token_hash=hash_refresh_token(ticket),
+                user_id=user_id,
+                session_id=session_id,
+                expires_at=self.clock() + timedelta(seconds=ttl_s),
+            )
+        )
+        return ticket
+
+    async def redeem_stream_ticket(self, *, ticket: str) -> StreamHolder | None:
+        """Use up a ticket; its holder if it was unused, unexpired and its session is live."""
+        row = await self.repository.take_stream_ticket(
+            token_hash=hash_refresh_token(ticket), now=self.clock()
+        )
+        if row is None:
+            return None
+        account = await self.caller(user_id=row.user_id, session_id=row.session_id)
+        return None if account is None else StreamHolder(account=account, session_id=row.session_id)
+
+    async def live_among(self, *, session_ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
+        """Those of the sessions that are live and whose user is active."""
+        if not session_ids:
+            return set()
+        return await self.repository.live_session_ids(
+            session_ids=session_ids, now=self.clock(), idle=self.idle_timeout
+        )
 
     async def start(self, *, user_id: uuid.UUID) -> tuple[AuthSession, str]:
         """Open a session for a user; return it with its first refresh token."""

@@ -9,12 +9,14 @@ from app.audit.dependencies import AuditServiceDep
 from app.auth.dependencies import MANAGER_ROLES, CurrentUser, ManagerUser
 from app.bookings.availability import AvailabilityService, build_availability_service
 from app.bookings.blackout_service import BlackoutService, build_blackout_service
+from app.bookings.hub import EventHub
 from app.bookings.models import Booking, BookingStatus, Room
 from app.bookings.room_schemas import MAX_AMENITIES, Amenity, RoomFilter
 from app.bookings.room_service import RoomService, build_room_service
 from app.bookings.schemas import BookingFilter
 from app.bookings.service import Actor, BookingService, build_booking_service
 from app.core.clock import ClockDep
+from app.core.config import EventSettings
 from app.core.db import SessionDep
 from app.core.types import BoundedDatetime, SingleLine
 
@@ -169,3 +171,25 @@ async def get_availability_service(request: Request, session: SessionDep) -> Ava
 
 
 AvailabilityServiceDep = Annotated[AvailabilityService, Depends(get_availability_service)]
+
+
+async def event_hub_with_room(request: Request) -> EventHub:
+    """The process's event hub, refusing (503) once it holds as many streams as allowed.
+
+    Checked before the ticket is used up, so a refused client can retry with the same one.
+    """
+    hub: EventHub = request.app.state.event_hub
+    hub.admit()
+    return hub
+
+
+EventHubWithRoom = Annotated[EventHub, Depends(event_hub_with_room)]
+
+
+async def get_event_settings(request: Request) -> EventSettings:
+    """The `EVENTS__` settings of this app."""
+    settings: EventSettings = request.app.state.settings.events
+    return settings
+
+
+EventSettingsDep = Annotated[EventSettings, Depends(get_event_settings)]

@@ -23,6 +23,7 @@ from app.bookings.errors import (
     RulesOverrideForbidden,
     refusal,
 )
+from app.bookings.events import EventPublisher
 from app.bookings.intervals import alternatives_window, nearest_free_slots
 from app.bookings.models import HOLDING_STATUSES, Booking, BookingKind, BookingStatus, Room
 from app.bookings.policy import (
@@ -172,6 +173,7 @@ class BookingService:
         self.bookings = BookingRepository(session)
         self.rooms = RoomRepository(session)
         self.audit = audit
+        self.events = EventPublisher(session)
         self.settings = settings
         self.defaults = default_policy(settings)
         self.clock = clock
@@ -630,6 +632,7 @@ class BookingService:
             before=before,
             after=booking_snapshot(booking) | (noted or {}),
         )
+        await self.events.publish(action=action, booking=booking)
 
     async def _record_override(self, *, booking: Booking, overridden: list[Violation]) -> None:
         if overridden:

@@ -329,6 +329,23 @@ class BookingSettings(BaseModel):
         return self
 
 
+class EventSettings(BaseModel):
+    """The booking event stream (Server-Sent Events): its cap, heartbeat, buffers and tickets."""
+
+    max_streams: int = Field(default=200, ge=1)
+    """Event streams one process keeps open at once; one more gets a 503 problem."""
+    heartbeat_s: float = Field(default=15.0, gt=0, le=60)
+    """A quiet stream gets a comment line this often, so proxies do not close it."""
+    queue_size: int = Field(default=64, ge=1)
+    """Events waiting for one client; a client that falls further behind is disconnected."""
+    replay_size: int = Field(default=256, ge=0)
+    """Recent events each process keeps for clients that reconnect with `Last-Event-ID`."""
+    session_check_s: float = Field(default=15.0, gt=0, le=300)
+    """How often open streams' sessions are checked; an ended session's stream closes."""
+    ticket_ttl_s: int = Field(default=30, ge=1, le=300)
+    """How long a ticket from `POST /bookings/events/ticket` may open a stream (once)."""
+
+
 class Settings(BaseSettings):
     """Every Roombook setting; environment variables win over `.env`."""
 
@@ -352,6 +369,7 @@ class Settings(BaseSettings):
     rate_limit: RateLimitSettings = RateLimitSettings()
     audit: AuditSettings = AuditSettings()
     bookings: BookingSettings = BookingSettings()
+    events: EventSettings = EventSettings()
     metrics: MetricsSettings = MetricsSettings()
     tracing: TracingSettings = TracingSettings()
 

@@ -91,7 +91,8 @@ class EdgeMiddleware:
     a 503 problem. Queueing more work than the pool and the hash threads can serve only
     makes every request slow; a quick 503 with `Retry-After` lets clients and balancers
     back off. The liveness probe is never shed, so an overloaded process is not
-    restarted for it.
+    restarted for it. Nor are `long_lived_paths` (streams), counted or shed: open for
+    hours, they would take the slots of short requests; they have a cap of their own.
     """
 
     def __init__(
@@ -103,8 +104,10 @@ class EdgeMiddleware:
         no_store_prefix: str,
         limit: int,
         metrics: RequestMetrics,
+        long_lived_paths: frozenset[str] = frozenset(),
     ) -> None:
         self.app = app
+        self.long_lived_paths = long_lived_paths
         self.proxies = ProxyTrust(trusted_proxies)
         self.hsts = hsts
         self.no_store_prefix = no_store_prefix
@@ -166,7 +169,7 @@ class EdgeMiddleware:
             )
 
     async def _admit(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["path"] == LIVENESS_PATH:
+        if scope["path"] == LIVENESS_PATH or scope["path"] in self.long_lived_paths:
             await self.app(scope, receive, send)
             return
         # One event loop per process: the check and the increment cannot interleave.

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.auth.models import AuthSession, LoginThrottle, RefreshToken
+from app.auth.models import AuthSession, LoginThrottle, RefreshToken, StreamTicket
 from app.auth.service import hash_refresh_token
 from app.cli import main
 from tests.auth.conftest import committed_user
@@ -18,6 +18,7 @@ from tests.conftest import truncate_all
 
 NOW = datetime.now(UTC)
 LONG_AGO = NOW - timedelta(days=30)
+MINUTE = timedelta(minutes=1)
 
 
 @pytest.fixture
@@ -46,6 +47,15 @@ async def _add_session(
                 session_id=auth_session.id,
                 token_hash=hash_refresh_token(f"{name}-{generation}"),
                 generation=generation,
+            )
+        )
+    for ticket, expires_at in ((f"{name}-used-up", NOW), (f"{name}-fresh", NOW + MINUTE)):
+        session.add(
+            StreamTicket(
+                token_hash=hash_refresh_token(ticket),
+                user_id=user_id,
+                session_id=auth_session.id,
+                expires_at=expires_at,
             )
         )
 
@@ -89,21 +99,26 @@ async def test_prune_removes_dead_sessions_their_tokens_and_stale_counts_in_batc
         "auth_refresh_tokens: 6 removed",
         "auth_sessions: 3 removed",
         "auth_login_throttles: 1 removed",
+        "auth_stream_tickets: 1 removed",
         "idempotency_keys: 0 removed",
     ]
     async with factory() as session:
         sessions = (await session.scalars(select(AuthSession.user_agent))).all()
         tokens = (await session.scalars(select(RefreshToken.token_hash))).all()
         scopes = (await session.scalars(select(LoginThrottle.scope))).all()
+        tickets = (await session.scalars(select(StreamTicket.token_hash))).all()
     assert sessions == ["live"]
     assert sorted(tokens) == sorted(hash_refresh_token(f"live-{g}") for g in (0, 1))
     assert sorted(scopes) == ["device:still-blocked", "password_check"]
+    # The dead sessions' tickets went with them; the live session's expired one was pruned.
+    assert tickets == [hash_refresh_token("live-fresh")]
 
     await _prune(batch_size=2)
     assert capsys.readouterr().out.splitlines() == [
         "auth_refresh_tokens: 0 removed",
         "auth_sessions: 0 removed",
         "auth_login_throttles: 0 removed",
+        "auth_stream_tickets: 0 removed",
         "idempotency_keys: 0 removed",
     ]
 

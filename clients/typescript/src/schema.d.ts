@@ -524,6 +524,53 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/bookings/events/ticket": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Events-Ticket
+         * @description A single-use ticket, valid for `EVENTS__TICKET_TTL_S`, to open the event stream.
+         *
+         *     `EventSource` cannot send the access token; the ticket goes in its URL instead, and is
+         *     worth nothing once used. The stream belongs to this session and ends with it.
+         */
+        post: operations["bookings-events-ticket"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/bookings/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Events
+         * @description Server-Sent Events telling of every booking change, in every room (no private details).
+         *
+         *     Opened with `?ticket=` from `POST /bookings/events/ticket`, no `Authorization` header.
+         *     Ends when the session ends or the user is deactivated; 503 when this server holds
+         *     `EVENTS__MAX_STREAMS` streams already.
+         */
+        get: operations["bookings-events"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/bookings": {
         parameters: {
             query?: never;
@@ -1206,6 +1253,22 @@ export interface components {
          * @enum {string}
          */
         Delivery: "cookie" | "body";
+        /**
+         * EventTicketRead
+         * @description A single-use ticket that opens one event stream as `GET /bookings/events?ticket=…`.
+         */
+        EventTicketRead: {
+            /**
+             * Ticket
+             * @description Use it once, within `expires_in` seconds.
+             */
+            ticket: string;
+            /**
+             * Expires In
+             * @description Seconds the ticket stays valid.
+             */
+            expires_in: number;
+        };
         /**
          * FieldError
          * @description One invalid field in a 422 problem.
@@ -4763,6 +4826,154 @@ export interface operations {
             };
             /** @description Not Found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "bookings-events-ticket": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventTicketRead"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "bookings-events": {
+        parameters: {
+            query: {
+                /** @description The same, for a new `EventSource` (which cannot send the header) opened with a new ticket; the header wins when both are sent. */
+                last_event_id?: string | null;
+                /** @description A single-use ticket from `POST /bookings/events/ticket`. */
+                ticket: string;
+            };
+            header?: {
+                /** @description Sent by `EventSource` on reconnecting: resume after this event. */
+                "Last-Event-ID"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description `text/event-stream`: `booking` events (JSON: id, type, booking_id, room_id, kind, status, starts_at, ends_at), `reset` when missed events cannot be replayed, and keep-alive comments. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
