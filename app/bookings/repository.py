@@ -38,8 +38,12 @@ class RoomRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def get(self, *, room_id: uuid.UUID) -> Room | None:
-        """Load one room by id."""
+    async def get(self, *, room_id: uuid.UUID, for_share: bool = False) -> Room | None:
+        """Load one room by id; `for_share` locks it against changes and reads its latest state."""
+        if for_share:
+            return await self.session.get(
+                Room, room_id, with_for_update={"read": True}, populate_existing=True
+            )
         return await self.session.get(Room, room_id)
 
     async def add(self, *, room: Room) -> Room:

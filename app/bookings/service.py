@@ -404,7 +404,10 @@ class BookingService:
     async def _propose(
         self, *, room_id: uuid.UUID, starts_at: datetime, ends_at: datetime, attendees: int
     ) -> Proposal:
-        room = await self.rooms.get(room_id=room_id)
+        # FOR SHARE: a deactivation or change of the room (its UPDATE) waits until this
+        # booking commits, or this waits for it and judges the room as changed; bookings
+        # share the lock, so they never wait for each other here.
+        room = await self.rooms.get(room_id=room_id, for_share=True)
         if room is None:
             raise ValidationFailed(
                 [{"field": "room_id", "message": "No room has this id.", "type": "unknown_room"}]
