@@ -19,12 +19,11 @@ from enum import StrEnum
 from ipaddress import ip_address, ip_network
 from typing import Any
 
-from fastapi.routing import iter_route_contexts
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 from prometheus_client.exposition import choose_encoder
 from sqlalchemy.pool import ConnectionPoolEntry
 from starlette.datastructures import Headers
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.core.config import MULTIPROC_ENV
@@ -179,26 +178,40 @@ class BookingMetrics:
             BOOKING_VIOLATIONS.labels(code if code in self.codes else OTHER_VIOLATION).inc()
 
 
-def route_templates(routes: Sequence[BaseRoute]) -> dict[int, str]:
-    """Each endpoint's route template (`/api/v1/users/{user_id}`), by the endpoint's id."""
-    templates: dict[int, str] = {}
-    for context in iter_route_contexts(routes):
-        # A mount (the docs' static files) has its mounted app where a route has an endpoint.
-        target = context.endpoint or getattr(context.original_route, "app", None)
-        if target is not None and context.path_format is not None:
-            templates.setdefault(id(target), context.path_format)
-    return templates
+def template_of(scope: Scope) -> str | None:
+    """The template of the route that took the request (`/api/v1/users/{user_id}`), if any.
+
+    The router leaves the matched route in the scope; its template lacks the prefixes it
+    was included under, which are the part of the path before what the route matched.
+    """
+    route = scope.get("route")
+    path_format: str | None = getattr(route, "path_format", None)
+    path_regex = getattr(route, "path_regex", None)
+    if path_format is None or path_regex is None:
+        return None
+    path: str = scope["path"]
+    for cut, char in enumerate(path):
+        if char == "/" and path_regex.fullmatch(path[cut:]):
+            return path[:cut] + path_format
+    return None
 
 
 class RequestMetrics:
     """Counts and times each request by method, route template and status class.
 
     The edge middleware calls `started` and `finished` once per request. The template
-    comes from the endpoint the router chose, never from the raw path.
+    comes from the route the router chose, never from the raw path. Each route's template
+    is worked out at its first request and kept, so the labels stay one per route; nothing
+    is built up front (listing every route's template made FastAPI build the handlers of
+    every route of the app before its first request).
     """
 
     def __init__(self, routes: Sequence[BaseRoute]) -> None:
-        self.templates = route_templates(routes)
+        self.templates: dict[int, str] = {}
+        # A mounted app (the docs' static files) leaves no route in the scope: by its app.
+        self.mounts = {
+            id(route.app): route.path_format for route in routes if isinstance(route, Mount)
+        }
         self.series: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
     def started(self) -> None:
@@ -226,7 +239,16 @@ class RequestMetrics:
         endpoint = scope.get("endpoint")
         if endpoint is None:
             return UNMATCHED_ROUTE
-        return self.templates.get(id(endpoint), UNMATCHED_ROUTE)
+        if id(endpoint) in self.mounts:
+            return self.mounts[id(endpoint)]
+        key = id(scope.get("route"))
+        template = self.templates.get(key)
+        if template is None:
+            template = template_of(scope)
+            if template is None:
+                return UNMATCHED_ROUTE
+            self.templates[key] = template
+        return template
 
 
 class MeteredPool(FifoAsyncQueuePool):

@@ -2,17 +2,21 @@
 
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+import fastapi.routing
 import pytest
 from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
 from httpx import ASGITransport, AsyncClient
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr, ValidationError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.routing import BaseRoute
+from starlette.types import Scope
 
 from app.core.config import (
     AuditSettings,
@@ -28,10 +32,11 @@ from app.core.metrics import (
     OTHER_METHOD,
     UNMATCHED_ROUTE,
     BookingMetrics,
+    RequestMetrics,
     open_event_stream,
-    route_templates,
 )
 from app.factory import create_app
+from app.users.router import get_me
 from app.users.schemas import Role
 from tests.conftest import AuthHeaders, CreateUser, make_settings
 from tests.core.support import serve
@@ -41,6 +46,15 @@ PROXY = "10.0.0.2"
 GOOD_SECRET = "a-production-signing-secret-that-is-long-enough"
 GOOD_CHAIN_KEY = "a-production-audit-chain-key-that-is-long-enough"
 UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def route_templates(routes: Sequence[BaseRoute]) -> set[str]:
+    """Every route template of an app, as FastAPI lists them (building every route)."""
+    templates: set[str] = set()
+    for context in iter_route_contexts(routes):
+        if context.path_format is not None:
+            templates.add(context.path_format)
+    return templates
 
 
 def sample(name: str, **labels: str) -> float:
@@ -194,7 +208,7 @@ async def test_no_label_holds_ids_emails_paths_or_made_up_methods(
     assert not UUID_TEXT.search(exposition)
     for path in random_paths:
         assert path not in exposition
-    templates = set(route_templates(metered.routes).values()) | {UNMATCHED_ROUTE}
+    templates = route_templates(metered.routes) | {UNMATCHED_ROUTE}
     added = label_values(exposition, "route")["roombook_http_requests"] - routes_before
     assert added <= templates, added - templates
     for family, values in label_values(exposition, "method").items():
@@ -324,9 +338,48 @@ def test_the_allow_list_takes_only_addresses_and_networks() -> None:
         MetricsSettings(allowed_clients=["prometheus.internal"])
 
 
-def test_templates_carry_the_full_prefix_and_no_converters(app: FastAPI) -> None:
-    templates = set(route_templates(app.routes).values())
-    assert "/api/v1/users/{user_id}" in templates
-    assert "/api/v1/users/me" in templates
-    assert "/health/live" in templates
-    assert not any(":" in template for template in templates)
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        (f"/api/v1/users/{uuid.UUID(int=7)}", "/api/v1/users/{user_id}"),
+        ("/api/v1/users/me", "/api/v1/users/me"),
+        ("/health/live", "/health/live"),
+        ("/static-offline-docs/swagger-ui.css", "/static-offline-docs/{path}"),
+        ("/api/v1/no/such/route", UNMATCHED_ROUTE),
+    ],
+)
+async def test_templates_carry_the_full_prefix_and_no_converters(
+    app: FastAPI, client: AsyncClient, path: str, expected: str
+) -> None:
+    seen: list[str] = []
+    route_of = RequestMetrics.route_of
+
+    def recording(self: RequestMetrics, scope: Scope) -> str:
+        seen.append(route_of(self, scope))
+        return seen[-1]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(RequestMetrics, "route_of", recording)
+        await client.get(path)
+    assert seen == [expected]
+    assert expected in route_templates(app.routes) | {UNMATCHED_ROUTE}
+    assert ":" not in expected
+
+
+async def test_starting_an_app_builds_no_route_it_was_not_asked_for(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Route labels are worked out per request: start-up leaves the API's routes unbuilt."""
+    built: list[Any] = []
+    get_dependant = fastapi.routing.get_dependant  # type: ignore[attr-defined]
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        built.append(kwargs.get("call"))
+        return get_dependant(*args, **kwargs)
+
+    monkeypatch.setattr(fastapi.routing, "get_dependant", recording)
+    async with serve(create_app(metrics_settings(database_url))) as client:
+        assert (await client.get("/health/live")).status_code == 200
+        assert get_me not in built
+        assert (await client.get("/api/v1/users/me")).status_code == 401
+    assert get_me in built
