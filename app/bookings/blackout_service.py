@@ -11,6 +11,7 @@ from app.audit.actions import AuditAction, AuditEntity
 from app.audit.service import AuditService
 from app.bookings.availability import busy_interval
 from app.bookings.errors import BlackoutConflict, BlackoutNotFound
+from app.bookings.events import EventPublisher
 from app.bookings.models import Booking, BookingKind, BookingStatus, Room
 from app.bookings.repository import AvailabilityRepository, BlackoutRepository
 from app.bookings.room_schemas import BlackoutCreate, BusyRead
@@ -38,6 +39,7 @@ class BlackoutService:
         self.blackouts = BlackoutRepository(session)
         self.availability = AvailabilityRepository(session)
         self.audit = audit
+        self.events = EventPublisher(session)
         self.clock = clock
 
     async def add(self, *, room: Room, actor_id: uuid.UUID, data: BlackoutCreate) -> Booking:
@@ -73,6 +75,7 @@ class BlackoutService:
             entity_id=blackout.id,
             after=blackout_snapshot(blackout),
         )
+        await self.events.publish(action=AuditAction.BLACKOUT_ADDED, booking=blackout)
         return blackout
 
     async def get(self, *, room: Room, blackout_id: uuid.UUID) -> Booking:
@@ -104,6 +107,7 @@ class BlackoutService:
             before=before,
             after=blackout_snapshot(removed),
         )
+        await self.events.publish(action=AuditAction.BLACKOUT_REMOVED, booking=removed)
 
     async def _conflicts(self, *, blackout: Booking, viewer_id: uuid.UUID) -> list[BusyRead]:
         """What holds the room in the blackout's time: times, kind and status, nothing private."""

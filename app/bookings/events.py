@@ -31,7 +31,9 @@ class BookingEvent(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: str = Field(description="Event id, also the SSE `id:` sent back as `Last-Event-ID`.")
-    type: str = Field(description="What happened: `booking.created`, `booking.cancelled`, …")
+    type: str = Field(
+        description="What happened: `booking.created`, `booking.cancelled`, `blackout.added`, …"
+    )
     booking_id: uuid.UUID
     room_id: uuid.UUID
     kind: BookingKind

@@ -307,6 +307,31 @@ async def test_every_change_of_a_booking_is_told(
     assert events[1]["starts_at"] == moved.json()["starts_at"]
 
 
+async def test_blackouts_are_told_too(
+    first: Instance, second: Instance, room_id: uuid.UUID
+) -> None:
+    manager, member = await signed_in(first, role=Role.MANAGER), await signed_in(second)
+    blackouts = f"/api/v1/rooms/{room_id}/blackouts"
+    closed = {"starts_at": local(9, 8).isoformat(), "ends_at": local(9, 20).isoformat()}
+    async with opened(second, await ticket_for(second, member)) as stream:
+        added = await first.client.post(
+            blackouts, json={**closed, "reason": "Asbestos removal"}, headers=manager.headers
+        )
+        assert added.status_code == 201, added.text
+        lifted = await first.client.delete(
+            f"{blackouts}/{added.json()['id']}", headers=manager.headers
+        )
+        assert lifted.status_code == 204
+        events = [await stream.booking() for _ in range(2)]
+
+    assert [(e["type"], e["kind"], e["status"]) for e in events] == [
+        ("blackout.added", "blackout", "confirmed"),
+        ("blackout.removed", "blackout", "cancelled"),
+    ]
+    assert {e["booking_id"] for e in events} == {added.json()["id"]}
+    assert all(set(e) == PUBLIC_FIELDS for e in events)
+
+
 async def test_a_rolled_back_change_emits_nothing(
     first: Instance, second: Instance, room_id: uuid.UUID
 ) -> None:

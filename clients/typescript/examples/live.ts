@@ -7,7 +7,7 @@ const api = createRoombookClient({ baseUrl, onSessionEnded: () => location.assig
 /** The JSON of a `booking` event: what changed, never whose it is or what it is called. */
 export interface BookingEvent {
   id: string;
-  type: string; // booking.created, booking.updated, booking.cancelled, booking.approved, booking.rejected
+  type: string; // booking.created, .updated, .cancelled, .approved, .rejected; blackout.added, .removed
   booking_id: string;
   room_id: string;
   kind: "booking" | "blackout";
