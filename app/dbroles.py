@@ -25,6 +25,7 @@ APP_PRIVILEGES: dict[str, tuple[str, ...]] = {
     # Rooms are deactivated, bookings and blackouts cancelled: nothing is ever deleted.
     "rooms": ("SELECT", "INSERT", "UPDATE"),
     "bookings": ("SELECT", "INSERT", "UPDATE"),
+    "booking_series": ("SELECT", "INSERT", "UPDATE"),
     # Stored answers are replaced once expired and pruned.
     "idempotency_keys": ("SELECT", "INSERT", "UPDATE", "DELETE"),
 }

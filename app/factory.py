@@ -16,6 +16,7 @@ from app.bookings.events_router import events_router
 from app.bookings.hub import build_event_hub
 from app.bookings.room_router import rooms_router
 from app.bookings.router import bookings_router
+from app.bookings.series_router import series_router
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_session_factory
 from app.core.db_errors import DatabaseErrorMiddleware
@@ -219,6 +220,7 @@ def build_api_router() -> APIRouter:
     api.include_router(rooms_router)
     api.include_router(events_router)
     api.include_router(bookings_router)
+    api.include_router(series_router)
     return api
 
 

@@ -3,6 +3,7 @@
 from app.audit import models as audit_models
 from app.auth import models as auth_models
 from app.bookings import models as booking_models
+from app.bookings import series_models
 from app.core import idempotency_store as idempotency_models
 from app.core.db import Base
 from app.users import models as user_models
@@ -15,5 +16,6 @@ __all__ = [
     "booking_models",
     "idempotency_models",
     "metadata",
+    "series_models",
     "user_models",
 ]

@@ -92,6 +92,7 @@ class BookingFactory(SQLAlchemyFactory[Booking]):
     cancelled_by = None
     cancelled_at = None
     cancel_reason = None
+    series_id = None
 
     id = Use(uuid.uuid4)
     kind = BookingKind.BOOKING.value

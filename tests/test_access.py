@@ -75,6 +75,10 @@ ACCESS: dict[tuple[str, str], frozenset[Role] | None] = {
     # No access token: the single-use `?ticket=` is the credential (401 without a valid one,
     # tests/bookings/test_events.py), since a browser's EventSource cannot send a header.
     ("GET", f"{API}/bookings/events"): ANYONE,
+    ("POST", f"{API}/bookings/series"): SIGNED_IN,
+    ("GET", f"{API}/bookings/series/{{series_id:uuid}}"): SIGNED_IN,
+    ("PATCH", f"{API}/bookings/series/{{series_id:uuid}}"): SIGNED_IN,
+    ("POST", f"{API}/bookings/series/{{series_id:uuid}}/cancel"): SIGNED_IN,
 }
 """Who may call each route. A new route must be added here, with the guard it really has."""
 PUBLIC_MOUNTS = frozenset({"/static-offline-docs"})

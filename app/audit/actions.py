@@ -41,6 +41,9 @@ class AuditAction(StrEnum):
     ROOM_REACTIVATED = "room.reactivated"
     BLACKOUT_ADDED = "blackout.added"
     BLACKOUT_REMOVED = "blackout.removed"
+    SERIES_CREATED = "booking_series.created"
+    SERIES_UPDATED = "booking_series.updated"
+    SERIES_CANCELLED = "booking_series.cancelled"
 
 
 class AuditEntity(StrEnum):
@@ -51,3 +54,4 @@ class AuditEntity(StrEnum):
     ROOM = "room"
     BOOKING = "booking"
     BLACKOUT = "blackout"
+    BOOKING_SERIES = "booking_series"

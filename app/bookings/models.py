@@ -169,3 +169,5 @@ class Booking(UUIDPrimaryKey, Timestamped, Base):
     """Why it was cancelled, as given."""
     rules_overridden: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     """A manager or admin booked it outside the room's rules (never outside the constraint)."""
+    series_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("booking_series.id"), index=True)
+    """The recurring series this booking is an occurrence of; null for a single booking."""

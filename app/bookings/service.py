@@ -146,6 +146,7 @@ def booking_snapshot(booking: Booking) -> dict[str, Any]:
         "decided_by": booking.decided_by,
         "cancelled_by": booking.cancelled_by,
         "cancel_reason": booking.cancel_reason,
+        "series_id": booking.series_id,
     }
 
 
@@ -179,8 +180,13 @@ class BookingService:
         self.clock = clock
         self.quotas = QuotaGuard(session, settings=settings)
 
-    async def create(self, *, actor: Actor, data: BookingCreate) -> Booking:
-        """Book a room for the actor (`BookingRefused`, `BookingRulesViolated` otherwise)."""
+    async def create(
+        self, *, actor: Actor, data: BookingCreate, series_id: uuid.UUID | None = None
+    ) -> Booking:
+        """Book a room for the actor (`BookingRefused`, `BookingRulesViolated` otherwise).
+
+        `series_id` makes the booking an occurrence of that series.
+        """
         _may_override(actor=actor, override=data.override_rules)
         proposal = await self._propose(
             room_id=data.room_id,
@@ -209,6 +215,7 @@ class BookingService:
             status=proposal.status.value,
             version=1,
             rules_overridden=bool(judgement.overridden),
+            series_id=series_id,
         )
         try:
             # The constraint decides who gets a contested slot; the savepoint keeps the unit

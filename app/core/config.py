@@ -301,6 +301,8 @@ class BookingSettings(BaseModel):
     """Longest window one availability query may cover."""
     alternatives_count: int = Field(default=3, ge=0, le=20)
     """Free slots (and free rooms) offered with a refused overlapping booking."""
+    series_max_occurrences: int = Field(default=100, ge=1, le=1000)
+    """Most occurrences one recurring series may have (after its EXDATEs)."""
     member_max_active_future: int = Field(default=20, ge=0)
     """Most bookings a member may hold that have not ended yet (pending or confirmed); 0: none."""
     member_max_week_hours: int = Field(default=40, ge=0)

@@ -1,7 +1,7 @@
 """Fixtures of the bookings tests: rooms and rows inserted straight into the test's transaction."""
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -115,3 +115,16 @@ def insert_booking(db_session: AsyncSession) -> InsertBooking:
 async def room(create_room: CreateRoom) -> Room:
     """A room for eight in Berlin with every default rule: weekdays 08:00 to 20:00."""
     return await create_room()
+
+
+@pytest.fixture
+def booking_settings(app: FastAPI) -> Iterator[Callable[..., None]]:
+    """Change `BOOKINGS__` settings of the app for this test: `booking_settings(field=value)`."""
+    settings = app.state.settings
+
+    def change(**fields: Any) -> None:
+        bookings = settings.bookings.model_copy(update=fields)
+        app.state.settings = settings.model_copy(update={"bookings": bookings})
+
+    yield change
+    app.state.settings = settings

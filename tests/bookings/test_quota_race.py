@@ -23,7 +23,7 @@ from app.core.config import BookingSettings
 from app.users.schemas import Role
 from tests.auth.conftest import bearer, committed_user, login
 from tests.bookings.conftest import BOOKINGS, body, local
-from tests.bookings.test_races import Gate, _session, racing_app
+from tests.bookings.test_races import Gate, _session, open_every_connection, racing_app
 from tests.factories import RoomFactory
 
 # With the fifty-connection races: one worker runs the group, so they never overlap.
@@ -59,6 +59,7 @@ async def track(database_url: str, committed_client: AsyncClient) -> AsyncIterat
         room = RoomFactory.build()
         async with _session(app) as session, session.begin():
             session.add(room)
+        await open_every_connection(app.state.engine, count=CONTENDERS)
         yield Track(
             app=app,
             client=client,

@@ -1,17 +1,15 @@
 """Members' quotas: bookings not yet ended, and hours per calendar week in the room's zone."""
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from fastapi import FastAPI
 from httpx import AsyncClient
 
 from app.bookings.models import Room
 from app.bookings.quotas import weeks_touched
-from app.core.config import Settings
 from app.users.schemas import Role
 from tests.bookings.conftest import (
     BERLIN,
@@ -29,15 +27,9 @@ NEW_YORK = ZoneInfo("America/New_York")
 
 
 @pytest.fixture
-def quotas(app: FastAPI) -> Iterator[None]:
+def quotas(booking_settings: Callable[..., None]) -> None:
     """Members may hold 3 unended bookings and 3 hours a week while the test runs."""
-    settings: Settings = app.state.settings
-    bookings = settings.bookings.model_copy(
-        update={"member_max_active_future": 3, "member_max_week_hours": 3}
-    )
-    app.state.settings = settings.model_copy(update={"bookings": bookings})
-    yield
-    app.state.settings = settings
+    booking_settings(member_max_active_future=3, member_max_week_hours=3)
 
 
 def codes(answer: dict[str, Any]) -> list[str]:

@@ -108,7 +108,7 @@ async def arena(database_url: str, committed_client: AsyncClient) -> AsyncIterat
         yield Arena(app=app, client=client, members=members, member_ids=member_ids, room=room)
 
 
-async def open_every_connection(engine: AsyncEngine) -> None:
+async def open_every_connection(engine: AsyncEngine, *, count: int = CONTENDERS) -> None:
     """Fill the pool with one open connection per contender before the race starts.
 
     The other test process shares the server's max_connections; a contender that had to
@@ -119,7 +119,7 @@ async def open_every_connection(engine: AsyncEngine) -> None:
     connections: list[AsyncConnection] = []
     try:
         async with asyncio.timeout(CONNECT_PATIENCE_S):
-            while len(connections) < CONTENDERS:
+            while len(connections) < count:
                 try:
                     connections.append(await engine.connect())
                 except DBAPIError:

@@ -63,15 +63,26 @@ BEYOND_THE_SCHEMA = frozenset(
         "time_zone",
         "policy_inconsistent",
         "window_too_long",
+        "rrule",
+        "unknown_exdate",
+        "too_many",
+        "no_occurrence",
+        "occurrence_required",
+        "unknown_occurrence",
+        "time_pair",
+        "int_type",
     }
 )
 """422 error types JSON Schema cannot express: the password policy (common, predictable or
 email-based passwords), HMAC-signed cursors, `since` before `until`, datetimes outside
 1900 to 9000 once in UTC (the descriptions say so), a booking ending before it starts, a
 booking of a room that does not exist, a time zone name the zone database does not know,
-room policy overrides inconsistent with the defaults, and an availability window longer
-than `BOOKINGS__AVAILABILITY_MAX_DAYS`. A schema-valid request refused
-only for these is still refused rightly."""
+room policy overrides inconsistent with the defaults, an availability window longer than
+`BOOKINGS__AVAILABILITY_MAX_DAYS`, a series' recurrence rule (its grammar, COUNT or UNTIL,
+the cap, EXDATEs the rule never yields, an occurrence a scope needs or that is not the
+series', a new start time without its end), and a number such as `702.0` for an integer
+(JSON Schema counts it as one; the strict request bodies take only `702`). A schema-valid
+request refused only for these is still refused rightly."""
 STATE_DEPENDENT_422 = frozenset({"idempotency-key-reused", "booking-rules-violated"})
 """422s that follow from the data, not the request's shape: a generated `Idempotency-Key`
 the fuzzer already sent with another body, and a booking the room's rules refuse (opening

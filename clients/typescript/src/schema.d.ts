@@ -704,6 +704,78 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/bookings/series": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Series-Create
+         * @description Book a recurring series; each occurrence is a booking judged by the room's rules.
+         *
+         *     `all_or_nothing`: any refused occurrence books none (409 `series-refused` reporting
+         *     each). `skip_conflicts`: the refused ones are skipped and reported. Honours
+         *     `Idempotency-Key`.
+         */
+        post: operations["bookings-series-create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/bookings/series/{series_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Series-Get
+         * @description A series and all its occurrences (its owner, managers and admins); `ETag` to change it.
+         */
+        get: operations["bookings-series-get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Series-Update
+         * @description Change title, note, attendees or local times of one occurrence, following, or all.
+         *
+         *     Every occurrence is judged like a `PATCH` of it; one refusal refuses the operation.
+         */
+        patch: operations["bookings-series-update"];
+        trace?: never;
+    };
+    "/api/v1/bookings/series/{series_id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Series-Cancel
+         * @description Cancel one occurrence, it and the following, or all not yet started.
+         *
+         *     Honours `Idempotency-Key`.
+         */
+        post: operations["bookings-series-cancel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -740,7 +812,7 @@ export interface components {
          * @description Every kind of thing an audit entry is filed under: one value per thing, never two.
          * @enum {string}
          */
-        AuditEntity: "user" | "auth_session" | "room" | "booking" | "blackout";
+        AuditEntity: "user" | "auth_session" | "room" | "booking" | "blackout" | "booking_series";
         /**
          * AuditEventRead
          * @description One audit entry as recorded.
@@ -1306,6 +1378,39 @@ export interface components {
             ends_at: string;
         };
         /**
+         * OccurrenceOutcome
+         * @description What became of one occurrence of a new series.
+         * @enum {string}
+         */
+        OccurrenceOutcome: "booked" | "skipped" | "refused" | "free";
+        /**
+         * OccurrenceReport
+         * @description One occurrence of a new series: its time, what became of it, and why.
+         */
+        OccurrenceReport: {
+            /**
+             * Starts At
+             * Format: date-time
+             */
+            starts_at: string;
+            /**
+             * Ends At
+             * Format: date-time
+             */
+            ends_at: string;
+            outcome: components["schemas"]["OccurrenceOutcome"];
+            /**
+             * Booking Id
+             * @description The booking made (outcome `booked`).
+             */
+            booking_id: string | null;
+            /**
+             * Violations
+             * @description Why it was skipped or refused.
+             */
+            violations: components["schemas"]["ViolationRead"][];
+        };
+        /**
          * OpeningSpan
          * @description One stretch of a day when a room is open, in the room's wall-clock time.
          *
@@ -1608,6 +1713,232 @@ export interface components {
             email?: string | null;
             /** Current Password */
             current_password?: string | null;
+        };
+        /**
+         * SeriesCancel
+         * @description Which occurrences to cancel, and why.
+         */
+        SeriesCancel: {
+            scope: components["schemas"]["SeriesScope"];
+            /**
+             * Occurrence Id
+             * @description The occurrence (booking id) scopes `one` and `following` start from.
+             */
+            occurrence_id?: string | null;
+            /** Reason */
+            reason: string;
+        };
+        /**
+         * SeriesChanged
+         * @description A series after an edit or cancellation, and the occurrences it changed.
+         */
+        SeriesChanged: {
+            series: components["schemas"]["SeriesRead"];
+            /** Changed */
+            changed: components["schemas"]["BookingRead"][];
+        };
+        /**
+         * SeriesCreate
+         * @description A recurring booking: the first occurrence's room, time and details, and the rule.
+         */
+        SeriesCreate: {
+            /**
+             * Room Id
+             * Format: uuid
+             */
+            room_id: string;
+            /** Title */
+            title: string;
+            /** Note */
+            note?: string | null;
+            /**
+             * Attendees
+             * @description People expected, at most the room's capacity.
+             * @default 1
+             */
+            attendees: number;
+            /**
+             * Starts At
+             * Format: date-time
+             * @description DTSTART: the rule's first date and every occurrence's local time of day.
+             */
+            starts_at: string;
+            /**
+             * Ends At
+             * Format: date-time
+             * @description End of the first occurrence (exclusive).
+             */
+            ends_at: string;
+            /**
+             * Rrule
+             * @description RFC 5545 RRULE subset: FREQ=DAILY|WEEKLY, INTERVAL, BYDAY (MO…SU), and COUNT or UNTIL (YYYYMMDD local date, YYYYMMDDTHHMMSS local, or YYYYMMDDTHHMMSSZ UTC).
+             * @example FREQ=WEEKLY;BYDAY=MO,WE;COUNT=10
+             */
+            rrule: string;
+            /**
+             * Exdates
+             * @description Starts of occurrences to leave out; each must be one the rule yields.
+             */
+            exdates?: string[];
+            /** @default all_or_nothing */
+            mode: components["schemas"]["SeriesMode"];
+            /**
+             * Override Rules
+             * @description Managers and admins only: book even where the room's rules say no (never over another booking or a blackout, never in a deactivated room). Members get 403.
+             * @default false
+             */
+            override_rules: boolean;
+        };
+        /**
+         * SeriesCreated
+         * @description A new series and every occurrence's outcome, in time order.
+         */
+        SeriesCreated: {
+            series: components["schemas"]["SeriesRead"];
+            /** Occurrences */
+            occurrences: components["schemas"]["OccurrenceReport"][];
+        };
+        /**
+         * SeriesDetail
+         * @description A series and its occurrences (every status), in time order.
+         */
+        SeriesDetail: {
+            series: components["schemas"]["SeriesRead"];
+            /** Occurrences */
+            occurrences: components["schemas"]["BookingRead"][];
+        };
+        /**
+         * SeriesMode
+         * @description What to do when some occurrences cannot be booked.
+         * @enum {string}
+         */
+        SeriesMode: "all_or_nothing" | "skip_conflicts";
+        /**
+         * SeriesProblem
+         * @description A problem about a series; a refused one reports every occurrence.
+         */
+        SeriesProblem: {
+            /**
+             * Type
+             * @example https://roombook.dev/problems/not-found
+             */
+            type: string;
+            /** Title */
+            title: string;
+            /** Status */
+            status: number;
+            /** Detail */
+            detail: string;
+            /** Instance */
+            instance: string;
+            /** Code */
+            code: string;
+            /** Request Id */
+            request_id: string | null;
+            /** Errors */
+            errors?: components["schemas"]["FieldError"][] | null;
+            /**
+             * Errors Omitted
+             * @description Field errors beyond the first 50, not listed in `errors`.
+             */
+            errors_omitted?: number | null;
+            /**
+             * Occurrences
+             * @description Every occurrence's outcome (refused series only).
+             */
+            occurrences?: components["schemas"]["OccurrenceReport"][] | null;
+        };
+        /**
+         * SeriesRead
+         * @description A series as its owner, managers and admins see it; `version` is its ETag.
+         */
+        SeriesRead: {
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /**
+             * Room Id
+             * Format: uuid
+             */
+            room_id: string;
+            /**
+             * Owner Id
+             * Format: uuid
+             */
+            owner_id: string;
+            /** Title */
+            title: string;
+            /** Note */
+            note: string | null;
+            /** Attendees */
+            attendees: number;
+            /**
+             * Starts At
+             * Format: date-time
+             */
+            starts_at: string;
+            /**
+             * Ends At
+             * Format: date-time
+             */
+            ends_at: string;
+            /** Time Zone */
+            time_zone: string;
+            /** Rrule */
+            rrule: string;
+            /** Exdates */
+            exdates: string[];
+            /** Version */
+            version: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
+        /**
+         * SeriesScope
+         * @description Which occurrences an edit or cancellation touches.
+         * @enum {string}
+         */
+        SeriesScope: "one" | "following" | "all";
+        /**
+         * SeriesUpdate
+         * @description New details for some occurrences; absent fields stay, `note: null` clears the note.
+         *
+         *     `start_time` and `end_time` move every occurrence in scope to new wall-clock times on
+         *     its own date, each move judged like a `PATCH` of that booking.
+         */
+        SeriesUpdate: {
+            scope: components["schemas"]["SeriesScope"];
+            /**
+             * Occurrence Id
+             * @description The occurrence (booking id) scopes `one` and `following` start from.
+             */
+            occurrence_id?: string | null;
+            /** Title */
+            title?: string | null;
+            /** Note */
+            note?: string | null;
+            /** Attendees */
+            attendees?: number | null;
+            /**
+             * Start Time
+             * @description New start, `HH:MM` on the room's wall clock (with end_time).
+             */
+            start_time?: string | null;
+            /**
+             * End Time
+             * @description New end, `HH:MM` on the room's wall clock, after start_time that day.
+             */
+            end_time?: string | null;
         };
         /**
          * SessionRead
@@ -3397,7 +3728,7 @@ export interface operations {
             query?: {
                 actor_id?: string | null;
                 /** @description An exact action, or a prefix ending with `.` such as `booking.`. */
-                action?: "auth." | "auth.admin_bootstrapped" | "auth.login_failed" | "auth.login_succeeded" | "auth.login_throttled" | "auth.logout" | "auth.password_check_failed" | "auth.refresh_reused" | "auth.session_revoked" | "auth.token_refreshed" | "blackout." | "blackout.added" | "blackout.removed" | "booking." | "booking.approved" | "booking.cancelled" | "booking.created" | "booking.rejected" | "booking.rules_overridden" | "booking.updated" | "room." | "room.created" | "room.deactivated" | "room.reactivated" | "room.updated" | "user." | "user.created" | "user.deactivated" | "user.email_changed" | "user.password_changed" | "user.password_rehashed" | "user.reactivated" | "user.registered" | "user.role_changed" | "user.updated";
+                action?: "auth." | "auth.admin_bootstrapped" | "auth.login_failed" | "auth.login_succeeded" | "auth.login_throttled" | "auth.logout" | "auth.password_check_failed" | "auth.refresh_reused" | "auth.session_revoked" | "auth.token_refreshed" | "blackout." | "blackout.added" | "blackout.removed" | "booking." | "booking.approved" | "booking.cancelled" | "booking.created" | "booking.rejected" | "booking.rules_overridden" | "booking.updated" | "booking_series." | "booking_series.cancelled" | "booking_series.created" | "booking_series.updated" | "room." | "room.created" | "room.deactivated" | "room.reactivated" | "room.updated" | "user." | "user.created" | "user.deactivated" | "user.email_changed" | "user.password_changed" | "user.password_rehashed" | "user.reactivated" | "user.registered" | "user.role_changed" | "user.updated";
                 entity_type?: components["schemas"]["AuditEntity"] | null;
                 entity_id?: string | null;
                 /** @description Inclusive lower bound; with a timezone, years 1900 to 9000 in UTC. */
@@ -3489,7 +3820,7 @@ export interface operations {
             query?: {
                 actor_id?: string | null;
                 /** @description An exact action, or a prefix ending with `.` such as `booking.`. */
-                action?: "auth." | "auth.admin_bootstrapped" | "auth.login_failed" | "auth.login_succeeded" | "auth.login_throttled" | "auth.logout" | "auth.password_check_failed" | "auth.refresh_reused" | "auth.session_revoked" | "auth.token_refreshed" | "blackout." | "blackout.added" | "blackout.removed" | "booking." | "booking.approved" | "booking.cancelled" | "booking.created" | "booking.rejected" | "booking.rules_overridden" | "booking.updated" | "room." | "room.created" | "room.deactivated" | "room.reactivated" | "room.updated" | "user." | "user.created" | "user.deactivated" | "user.email_changed" | "user.password_changed" | "user.password_rehashed" | "user.reactivated" | "user.registered" | "user.role_changed" | "user.updated";
+                action?: "auth." | "auth.admin_bootstrapped" | "auth.login_failed" | "auth.login_succeeded" | "auth.login_throttled" | "auth.logout" | "auth.password_check_failed" | "auth.refresh_reused" | "auth.session_revoked" | "auth.token_refreshed" | "blackout." | "blackout.added" | "blackout.removed" | "booking." | "booking.approved" | "booking.cancelled" | "booking.created" | "booking.rejected" | "booking.rules_overridden" | "booking.updated" | "booking_series." | "booking_series.cancelled" | "booking_series.created" | "booking_series.updated" | "room." | "room.created" | "room.deactivated" | "room.reactivated" | "room.updated" | "user." | "user.created" | "user.deactivated" | "user.email_changed" | "user.password_changed" | "user.password_rehashed" | "user.reactivated" | "user.registered" | "user.role_changed" | "user.updated";
                 entity_type?: components["schemas"]["AuditEntity"] | null;
                 entity_id?: string | null;
                 /** @description Inclusive lower bound; with a timezone, years 1900 to 9000 in UTC. */
@@ -5950,6 +6281,503 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["BookingProblem"];
                     "application/json": components["schemas"]["BookingProblem"];
+                };
+            };
+            /** @description Precondition Required */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "bookings-series-create": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: the same key with the same request replays the first committed answer (with `Idempotent-Replayed: true`) instead of running it again. */
+                "Idempotency-Key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SeriesCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    /** @description `true` when this is the stored answer to an earlier request with the same `Idempotency-Key` (absent on a first answer). */
+                    "Idempotent-Replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SeriesCreated"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["SeriesProblem"];
+                    "application/json": components["schemas"]["SeriesProblem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "bookings-series-get": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                series_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SeriesDetail"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "bookings-series-update": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The `ETag` from GET (strong; a list may name several). `*` is refused. */
+                "If-Match"?: string | null;
+            };
+            path: {
+                series_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SeriesUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SeriesChanged"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Precondition Failed */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Precondition Required */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "bookings-series-cancel": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The `ETag` from GET (strong; a list may name several). `*` is refused. */
+                "If-Match"?: string | null;
+                /** @description Makes a retry safe: the same key with the same request replays the first committed answer (with `Idempotent-Replayed: true`) instead of running it again. */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                series_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SeriesCancel"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description `true` when this is the stored answer to an earlier request with the same `Idempotency-Key` (absent on a first answer). */
+                    "Idempotent-Replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SeriesChanged"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Precondition Failed */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
                 };
             };
             /** @description Precondition Required */
