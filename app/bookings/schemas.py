@@ -19,7 +19,14 @@ from pydantic_core import PydanticCustomError
 from app.bookings.models import BookingStatus
 from app.bookings.rules import Violation, ViolationCode
 from app.core.openapi import Problem
-from app.core.types import BoundedDatetime, JsonStringForm, MultiLine, RequestBody, SingleLine
+from app.core.types import (
+    BoundedDatetime,
+    JsonInteger,
+    JsonStringForm,
+    MultiLine,
+    RequestBody,
+    SingleLine,
+)
 
 
 def _utc(value: datetime) -> datetime:
@@ -36,7 +43,10 @@ Reason = Annotated[
     MultiLine, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)
 ]
 Attendees = Annotated[
-    int, Field(ge=1, le=10_000, description="People expected, at most the room's capacity.")
+    int,
+    Field(ge=1, le=10_000),
+    JsonInteger,
+    Field(description="People expected, at most the room's capacity."),
 ]
 OverrideRules = Annotated[
     bool,

@@ -591,3 +591,30 @@ async def test_check_refuses_a_members_override_as_create_does(
     )
 
     assert response.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("attendees", "status", "stored"),
+    [(3.0, 201, 3), (2.5, 422, None), ("3", 422, None)],
+    ids=["integral-float", "fraction", "string"],
+)
+async def test_attendees_is_a_json_integer(
+    *,
+    client: AsyncClient,
+    room: Room,
+    member_headers: dict[str, str],
+    attendees: object,
+    status: int,
+    stored: int | None,
+) -> None:
+    response = await client.post(
+        BOOKINGS,
+        json=body(room, TUESDAY_NINE, TUESDAY_TEN) | {"attendees": attendees},
+        headers=member_headers,
+    )
+
+    assert response.status_code == status, response.text
+    if stored is None:
+        assert [error["field"] for error in response.json()["errors"]] == ["attendees"]
+    else:
+        assert response.json()["attendees"] == stored
