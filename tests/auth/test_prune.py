@@ -16,9 +16,14 @@ from app.cli import main
 from tests.auth.conftest import committed_user
 from tests.conftest import truncate_all
 
-NOW = datetime.now(UTC)
-LONG_AGO = NOW - timedelta(days=30)
-MINUTE = timedelta(minutes=1)
+MONTH = timedelta(days=30)
+HOUR = timedelta(hours=1)
+
+
+@pytest.fixture
+def now() -> datetime:
+    """The test's start: rows are dated from it, not from when the module was imported."""
+    return datetime.now(UTC)
 
 
 @pytest.fixture
@@ -29,15 +34,15 @@ async def factory(app: FastAPI) -> AsyncIterator[async_sessionmaker[AsyncSession
 
 
 async def _add_session(
-    session: AsyncSession, user_id: uuid.UUID, name: str, **times: datetime | None
+    session: AsyncSession, user_id: uuid.UUID, name: str, *, now: datetime, **times: datetime | None
 ) -> None:
     values: dict[str, datetime | None] = {
-        "last_used_at": NOW,
-        "expires_at": NOW + timedelta(days=1),
+        "last_used_at": now,
+        "expires_at": now + timedelta(days=1),
         **times,
     }
     auth_session = AuthSession(
-        id=uuid.uuid4(), user_id=user_id, created_at=NOW, user_agent=name, generation=1, **values
+        id=uuid.uuid4(), user_id=user_id, created_at=now, user_agent=name, generation=1, **values
     )
     session.add(auth_session)
     await session.flush()
@@ -49,7 +54,7 @@ async def _add_session(
                 generation=generation,
             )
         )
-    for ticket, expires_at in ((f"{name}-used-up", NOW), (f"{name}-fresh", NOW + MINUTE)):
+    for ticket, expires_at in ((f"{name}-used-up", now), (f"{name}-fresh", now + HOUR)):
         session.add(
             StreamTicket(
                 token_hash=hash_refresh_token(ticket),
@@ -69,18 +74,23 @@ async def test_prune_removes_dead_sessions_their_tokens_and_stale_counts_in_batc
     app: FastAPI,
     factory: async_sessionmaker[AsyncSession],
     capsys: pytest.CaptureFixture[str],
+    now: datetime,
 ) -> None:
     user_id = await committed_user(app, email="prune@example.com")
     idle = timedelta(seconds=app.state.settings.auth.session_idle_timeout_s)
     async with factory() as session, session.begin():
-        await _add_session(session, user_id, "live")
-        await _add_session(session, user_id, "revoked", revoked_at=NOW)
-        await _add_session(session, user_id, "expired", expires_at=NOW - timedelta(seconds=1))
-        await _add_session(session, user_id, "idle", last_used_at=NOW - idle - timedelta(seconds=1))
+        await _add_session(session, user_id, "live", now=now)
+        await _add_session(session, user_id, "revoked", now=now, revoked_at=now)
+        await _add_session(
+            session, user_id, "expired", now=now, expires_at=now - timedelta(seconds=1)
+        )
+        await _add_session(
+            session, user_id, "idle", now=now, last_used_at=now - idle - timedelta(seconds=1)
+        )
         for scope, counted_at, blocked_until in (
-            ("login", LONG_AGO, None),
-            ("password_check", NOW, None),
-            ("device:still-blocked", LONG_AGO, NOW + timedelta(hours=1)),
+            ("login", now - MONTH, None),
+            ("password_check", now, None),
+            ("device:still-blocked", now - MONTH, now + HOUR),
         ):
             session.add(
                 LoginThrottle(
@@ -128,10 +138,11 @@ async def test_prune_skips_a_row_a_request_holds_instead_of_waiting(
     app: FastAPI,
     factory: async_sessionmaker[AsyncSession],
     capsys: pytest.CaptureFixture[str],
+    now: datetime,
 ) -> None:
     user_id = await committed_user(app, email="held@example.com")
     async with factory() as session, session.begin():
-        await _add_session(session, user_id, "revoked", revoked_at=NOW)
+        await _add_session(session, user_id, "revoked", now=now, revoked_at=now)
 
     async with factory() as holder, holder.begin():
         # A request (say, a refresh) holds the session row lock across the whole run.
