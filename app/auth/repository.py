@@ -38,6 +38,7 @@ from app.auth.models import (
     StreamTicket,
 )
 from app.auth.policy import MAX_DOUBLINGS, DelayPolicy
+from app.auth.schemas import SessionRead
 
 USERS = table(
     "users",
@@ -61,6 +62,10 @@ goes through UserService.
 """
 
 SESSIONS = AuthSession.__table__
+SESSION_READ_COLUMNS = tuple(
+    SESSIONS.c[name] for name in SessionRead.model_fields if name in SESSIONS.c
+)
+"""The session columns `SessionRead` shows (`current` is the caller's, not stored)."""
 PRINCIPAL = (
     select(*USERS.c)
     .join(SESSIONS, SESSIONS.c.user_id == USERS.c.id)
@@ -169,10 +174,13 @@ class AuthRepository:
 
     async def live_sessions(
         self, *, user_id: uuid.UUID, now: datetime, idle: timedelta
-    ) -> Sequence[AuthSession]:
-        """A user's live sessions, newest first."""
+    ) -> Sequence[Row[Any]]:
+        """A user's live sessions as plain rows of the columns `SessionRead` shows, newest first.
+
+        Rows, not ORM objects: the list is only shown, so the identity map would only add work.
+        """
         statement = (
-            select(AuthSession)
+            select(*SESSION_READ_COLUMNS)
             .where(
                 AuthSession.user_id == user_id,
                 AuthSession.revoked_at.is_(None),
@@ -180,9 +188,8 @@ class AuthRepository:
                 AuthSession.last_used_at > now - idle,
             )
             .order_by(AuthSession.created_at.desc(), AuthSession.id.desc())
-            .execution_options(populate_existing=True)
         )
-        return (await self.session.scalars(statement)).all()
+        return (await self.session.execute(statement)).all()
 
     async def reserve_attempt(
         self, *, user_id: uuid.UUID, scope: str, now: datetime, policy: DelayPolicy

@@ -196,11 +196,7 @@ async def logout(
 @router.get("/sessions", name="list-sessions", responses=problem_responses(401))
 async def list_sessions(principal: CurrentUser, sessions: SessionServiceDep) -> list[SessionRead]:
     """The caller's live sessions, newest first; `current` marks this one."""
-    live = await sessions.list_live(user_id=principal.id)
-    return [
-        SessionRead.model_validate(s).model_copy(update={"current": s.id == principal.session_id})
-        for s in live
-    ]
+    return await sessions.list_live(user_id=principal.id, current_session_id=principal.session_id)
 
 
 @router.delete(

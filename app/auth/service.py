@@ -4,7 +4,7 @@ import hashlib
 import math
 import secrets
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -18,6 +18,7 @@ from app.auth.devices import DeviceCookies
 from app.auth.models import AuthSession, RefreshToken, SessionEndReason, StreamTicket
 from app.auth.passwords import PasswordService
 from app.auth.repository import AuthRepository
+from app.auth.schemas import SessionRead
 from app.auth.throttle import AttemptThrottle, Refused, Reservation, Scope
 from app.core.config import AuthSettings, Settings
 from app.core.context import bind_actor, current_context
@@ -209,11 +210,17 @@ class SessionService:
         )
         return auth_session, token
 
-    async def list_live(self, *, user_id: uuid.UUID) -> Sequence[AuthSession]:
-        """A user's live sessions, newest first."""
-        return await self.repository.live_sessions(
+    async def list_live(
+        self, *, user_id: uuid.UUID, current_session_id: uuid.UUID
+    ) -> list[SessionRead]:
+        """A user's live sessions, newest first; `current` marks `current_session_id`."""
+        rows = await self.repository.live_sessions(
             user_id=user_id, now=self.clock(), idle=self.idle_timeout
         )
+        return [
+            SessionRead.model_validate({**row._mapping, "current": row.id == current_session_id})
+            for row in rows
+        ]
 
     async def end_one(self, *, user_id: uuid.UUID, session_id: uuid.UUID) -> None:
         """End one of the user's live sessions (say, a lost device), or raise `SessionNotFound`."""
