@@ -6,6 +6,7 @@ started in the test's own event loop, with httpx streaming as a browser would.
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -41,6 +42,8 @@ EVENTS = "/api/v1/bookings/events"
 TICKET = f"{EVENTS}/ticket"
 WAIT_S = 10.0
 """Longest wait for anything a test expects to happen (a loaded machine is slow)."""
+GRACEFUL_SHUTDOWN_S = 8
+"""How long uvicorn lets running requests finish when it stops (20 s in `make serve`)."""
 QUIET_S = 0.5
 """How long a stream must stay silent to show that nothing was sent."""
 PUBLIC_FIELDS = {"id", "type", "booking_id", "room_id", "kind", "status", "starts_at", "ends_at"}
@@ -59,6 +62,7 @@ class Instance:
 
     app: FastAPI
     client: httpx.AsyncClient
+    server: uvicorn.Server
 
     @property
     def hub(self) -> EventHub:
@@ -86,7 +90,11 @@ async def served(settings: Settings) -> AsyncIterator[Instance]:
 
     app.dependency_overrides[get_clock] = clock
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_config=None, timeout_graceful_shutdown=5
+        app,
+        host="127.0.0.1",
+        port=0,
+        log_config=None,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
@@ -97,7 +105,7 @@ async def served(settings: Settings) -> AsyncIterator[Instance]:
                 await asyncio.sleep(0.02)
         port = server.servers[0].sockets[0].getsockname()[1]
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            yield Instance(app, client)
+            yield Instance(app, client, server)
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, WAIT_S)
@@ -463,6 +471,17 @@ async def test_streams_beyond_the_cap_get_a_503_and_keep_their_ticket(second: In
     # Refused before it was used: the same ticket opens a stream once there is room.
     async with opened(second, tickets[2]) as stream:
         assert stream.response.status_code == 200
+
+
+async def test_a_stopping_server_ends_its_streams_at_once(second: Instance) -> None:
+    member = await signed_in(second)
+    async with opened(second, await ticket_for(second, member)) as stream:
+        started = time.monotonic()
+        second.server.should_exit = True  # what SIGTERM does
+        # Cut, not waited for: the client reconnects to another instance with a new ticket.
+        with pytest.raises(httpx.RemoteProtocolError):
+            await stream.next()
+        assert time.monotonic() - started < GRACEFUL_SHUTDOWN_S / 2
 
 
 async def test_open_streams_take_no_request_slots(migrated_database_url: str) -> None:
