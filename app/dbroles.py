@@ -26,6 +26,8 @@ APP_PRIVILEGES: dict[str, tuple[str, ...]] = {
     "rooms": ("SELECT", "INSERT", "UPDATE"),
     "bookings": ("SELECT", "INSERT", "UPDATE"),
     "booking_series": ("SELECT", "INSERT", "UPDATE"),
+    # Regenerating a calendar token replaces it in place; revoking deletes it.
+    "calendar_tokens": ("SELECT", "INSERT", "UPDATE", "DELETE"),
     # Stored answers are replaced once expired and pruned.
     "idempotency_keys": ("SELECT", "INSERT", "UPDATE", "DELETE"),
 }

@@ -13,6 +13,7 @@ from app.auth.bootstrap import bootstrap_admin
 from app.auth.ratelimit import RateLimiter
 from app.auth.router import router as auth_router
 from app.bookings.events_router import events_router
+from app.bookings.feed_router import calendar_router
 from app.bookings.hub import build_event_hub
 from app.bookings.room_router import rooms_router
 from app.bookings.router import bookings_router
@@ -78,6 +79,13 @@ TAGS = [
         "description": (
             "Book rooms under their rules; refusals list every broken rule and offer free "
             "alternatives. Members manage their own bookings, managers and admins any."
+        ),
+    },
+    {
+        "name": "calendar",
+        "description": (
+            "iCalendar feeds calendar apps subscribe to, opened by a personal feed token "
+            "instead of a bearer header: one's own bookings, and rooms' for managers and admins."
         ),
     },
 ]
@@ -221,6 +229,7 @@ def build_api_router() -> APIRouter:
     api.include_router(events_router)
     api.include_router(bookings_router)
     api.include_router(series_router)
+    api.include_router(calendar_router)
     return api
 
 

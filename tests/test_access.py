@@ -79,6 +79,10 @@ ACCESS: dict[tuple[str, str], frozenset[Role] | None] = {
     ("GET", f"{API}/bookings/series/{{series_id:uuid}}"): SIGNED_IN,
     ("PATCH", f"{API}/bookings/series/{{series_id:uuid}}"): SIGNED_IN,
     ("POST", f"{API}/bookings/series/{{series_id:uuid}}/cancel"): SIGNED_IN,
+    ("POST", f"{API}/users/me/calendar-token"): SIGNED_IN,
+    ("DELETE", f"{API}/users/me/calendar-token"): SIGNED_IN,
+    ("GET", f"{API}/calendar/{{feed_token}}.ics"): ANYONE,
+    ("GET", f"{API}/calendar/{{feed_token}}/rooms/{{room_id:uuid}}.ics"): ANYONE,
 }
 """Who may call each route. A new route must be added here, with the guard it really has."""
 PUBLIC_MOUNTS = frozenset({"/static-offline-docs"})

@@ -44,6 +44,8 @@ class AuditAction(StrEnum):
     SERIES_CREATED = "booking_series.created"
     SERIES_UPDATED = "booking_series.updated"
     SERIES_CANCELLED = "booking_series.cancelled"
+    CALENDAR_TOKEN_CREATED = "calendar_token.created"
+    CALENDAR_TOKEN_REVOKED = "calendar_token.revoked"
 
 
 class AuditEntity(StrEnum):
@@ -55,3 +57,4 @@ class AuditEntity(StrEnum):
     BOOKING = "booking"
     BLACKOUT = "blackout"
     BOOKING_SERIES = "booking_series"
+    CALENDAR_TOKEN = "calendar_token"

@@ -9,6 +9,7 @@ from app.audit.dependencies import AuditServiceDep
 from app.auth.dependencies import MANAGER_ROLES, CurrentUser, ManagerUser
 from app.bookings.availability import AvailabilityService, build_availability_service
 from app.bookings.blackout_service import BlackoutService, build_blackout_service
+from app.bookings.feeds import CalendarFeedService, build_calendar_feed_service
 from app.bookings.hub import EventHub
 from app.bookings.models import Booking, BookingStatus, Room
 from app.bookings.room_schemas import MAX_AMENITIES, Amenity, RoomFilter
@@ -193,3 +194,19 @@ async def get_event_settings(request: Request) -> EventSettings:
 
 
 EventSettingsDep = Annotated[EventSettings, Depends(get_event_settings)]
+
+
+async def get_calendar_feed_service(
+    request: Request, session: SessionDep, audit: AuditServiceDep, clock: ClockDep
+) -> CalendarFeedService:
+    """The request's CalendarFeedService."""
+    return build_calendar_feed_service(
+        session,
+        audit=audit,
+        settings=request.app.state.settings.calendar,
+        clock=clock,
+        manager_roles=MANAGER_ROLES,
+    )
+
+
+CalendarFeedServiceDep = Annotated[CalendarFeedService, Depends(get_calendar_feed_service)]

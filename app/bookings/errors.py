@@ -137,3 +137,10 @@ class OwnerFilterForbidden(Forbidden):
 
     code = "owner-filter-forbidden"
     title = "Members see only their own bookings"
+
+
+class CalendarFeedNotFound(NotFound):
+    """No feed at this address: an unknown or revoked token, or a room feed it does not open."""
+
+    code = "calendar-feed-not-found"
+    title = "Calendar feed not found"

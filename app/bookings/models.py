@@ -18,7 +18,9 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
+    func,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSTZRANGE, ExcludeConstraint, Range
@@ -171,3 +173,16 @@ class Booking(UUIDPrimaryKey, Timestamped, Base):
     """A manager or admin booked it outside the room's rules (never outside the constraint)."""
     series_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("booking_series.id"), index=True)
     """The recurring series this booking is an occurrence of; null for a single booking."""
+
+
+class CalendarToken(Base):
+    """A person's calendar feed token, stored only as its SHA-256; one per person."""
+
+    __tablename__ = "calendar_tokens"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    """Whose feed the token opens; a new token replaces the old one in place."""
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    """SHA-256 of the token; the token itself is shown once and never stored."""
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    """When the current token was issued."""

@@ -216,3 +216,14 @@ class BookingProblem(Problem):
     alternatives: Alternatives | None = Field(
         default=None, description="Free times and rooms instead of a taken time (refusals only)."
     )
+
+
+class CalendarTokenRead(BaseModel):
+    """A new calendar feed token, shown once: keep the URL, Roombook keeps only a hash."""
+
+    token: str
+    """The secret in the feed's address; anyone holding it can read the feed."""
+    feed_url: str
+    """The personal feed to subscribe to (`GET /calendar/{token}.ics`)."""
+    created_at: UtcInstant
+    """When the token was issued; the previous one stopped working then."""

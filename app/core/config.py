@@ -348,6 +348,17 @@ class EventSettings(BaseModel):
     """How long a ticket from `POST /bookings/events/ticket` may open a stream (once)."""
 
 
+class CalendarSettings(BaseModel):
+    """The window of bookings an iCalendar feed carries, around the moment it is fetched."""
+
+    model_config = ConfigDict(frozen=True)
+
+    past_days: int = Field(default=30, ge=0, le=366)
+    """Bookings that started up to this many days ago stay in a feed."""
+    ahead_days: int = Field(default=180, ge=1, le=732)
+    """Bookings starting up to this many days ahead are in a feed."""
+
+
 class Settings(BaseSettings):
     """Every Roombook setting; environment variables win over `.env`."""
 
@@ -372,6 +383,7 @@ class Settings(BaseSettings):
     audit: AuditSettings = AuditSettings()
     bookings: BookingSettings = BookingSettings()
     events: EventSettings = EventSettings()
+    calendar: CalendarSettings = CalendarSettings()
     metrics: MetricsSettings = MetricsSettings()
     tracing: TracingSettings = TracingSettings()
 

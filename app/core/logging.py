@@ -27,6 +27,8 @@ SENSITIVE_TEXT = [
         ),
         r"\1" + REDACTED,
     ),
+    # Calendar feed tokens are the path segment after `/calendar/` (URL-safe, no dots).
+    (re.compile(r"(/calendar/)[A-Za-z0-9_~%-]+"), r"\1" + REDACTED),
     # Credentials in any URL: the database, and Redis (whose user part is often empty).
     (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]+@"), r"\1" + REDACTED + "@"),
 ]

@@ -194,9 +194,10 @@ class EdgeMiddleware:
         headers["content-security-policy"] = DOCS_CSP if docs else API_CSP
         if self.hsts:
             headers["strict-transport-security"] = "max-age=63072000; includeSubDomains"
-        if api:
+        if api and "cache-control" not in headers:
             # API answers carry personal data (accounts, sessions, audit): no browser or
-            # shared cache may keep a copy.
+            # shared cache may keep a copy. A route that sets its own rule (the calendar
+            # feeds: private, revalidated by ETag) has weighed that itself.
             headers["cache-control"] = "no-store"
 
 

@@ -260,6 +260,14 @@ def test_redact_value(key: str, value: Any, expected: Any) -> None:
         ("postgres://u:p@h/d", f"postgres://u:{REDACTED}@h/d"),
         ("redis://:redis-pass@cache:6379/0", f"redis://:{REDACTED}@cache:6379/0"),
         ("postgresql://roombook@db/roombook", "postgresql://roombook@db/roombook"),
+        (
+            "GET /api/v1/calendar/Zm9vYmFy-_x9.ics",
+            f"GET /api/v1/calendar/{REDACTED}.ics",
+        ),
+        (
+            "path=/api/v1/calendar/Zm9vYmFy-_x9/rooms/1c584e6d.ics",
+            f"path=/api/v1/calendar/{REDACTED}/rooms/1c584e6d.ics",
+        ),
         ("room A1 booked for 2 hours", "room A1 booked for 2 hours"),
         ("password changed", "password changed"),
     ],

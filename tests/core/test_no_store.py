@@ -34,3 +34,10 @@ async def test_api_errors_are_not_cached_either(client: AsyncClient, path: str) 
 async def test_probes_outside_the_api_carry_no_cache_rule(client: AsyncClient) -> None:
     response = await client.get("/health/live")
     assert "cache-control" not in response.headers
+
+
+async def test_calendar_feed_errors_are_not_cached(client: AsyncClient) -> None:
+    # Feeds set `private, no-cache` on their answers (test_feeds.py); their 404s set nothing.
+    response = await client.get("/api/v1/calendar/unknown-token.ics")
+    assert response.status_code == 404
+    assert response.headers["cache-control"] == "no-store"

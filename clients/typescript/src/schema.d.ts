@@ -776,6 +776,70 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/users/me/calendar-token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create-Token
+         * @description A new personal feed address (shown once); the previous one stops working at once.
+         */
+        post: operations["calendar-create-token"];
+        /**
+         * Revoke-Token
+         * @description Revoke the personal feed address, if there is one; its feed answers 404 from now on.
+         */
+        delete: operations["calendar-revoke-token"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/calendar/{feed_token}.ics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Personal-Feed
+         * @description The token holder's pending and confirmed bookings; no bearer header, the token is the key.
+         */
+        get: operations["calendar-personal-feed"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/calendar/{feed_token}/rooms/{room_id}.ics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Room-Feed
+         * @description A room's pending and confirmed bookings, for the feed token of a manager or admin.
+         */
+        get: operations["calendar-room-feed"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -812,7 +876,7 @@ export interface components {
          * @description Every kind of thing an audit entry is filed under: one value per thing, never two.
          * @enum {string}
          */
-        AuditEntity: "user" | "auth_session" | "room" | "booking" | "blackout" | "booking_series";
+        AuditEntity: "user" | "auth_session" | "room" | "booking" | "blackout" | "booking_series" | "calendar_token";
         /**
          * AuditEventRead
          * @description One audit entry as recorded.
@@ -1299,6 +1363,21 @@ export interface components {
              * @description Whether it is the caller's own booking.
              */
             mine: boolean;
+        };
+        /**
+         * CalendarTokenRead
+         * @description A new calendar feed token, shown once: keep the URL, Roombook keeps only a hash.
+         */
+        CalendarTokenRead: {
+            /** Token */
+            token: string;
+            /** Feed Url */
+            feed_url: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
         };
         /**
          * CancelRequest
@@ -3728,7 +3807,7 @@ export interface operations {
             query?: {
                 actor_id?: string | null;
                 /** @description An exact action, or a prefix ending with `.` such as `booking.`. */
-                action?: "auth." | "auth.admin_bootstrapped" | "auth.login_failed" | "auth.login_succeeded" | "auth.login_throttled" | "auth.logout" | "auth.password_check_failed" | "auth.refresh_reused" | "auth.session_revoked" | "auth.token_refreshed" | "blackout." | "blackout.added" | "blackout.removed" | "booking." | "booking.approved" | "booking.cancelled" | "booking.created" | "booking.rejected" | "booking.rules_overridden" | "booking.updated" | "booking_series." | "booking_series.cancelled" | "booking_series.created" | "booking_series.updated" | "room." | "room.created" | "room.deactivated" | "room.reactivated" | "room.updated" | "user." | "user.created" | "user.deactivated" | "user.email_changed" | "user.password_changed" | "user.password_rehashed" | "user.reactivated" | "user.registered" | "user.role_changed" | "user.updated";
+                action?: "auth." | "auth.admin_bootstrapped" | "auth.login_failed" | "auth.login_succeeded" | "auth.login_throttled" | "auth.logout" | "auth.password_check_failed" | "auth.refresh_reused" | "auth.session_revoked" | "auth.token_refreshed" | "blackout." | "blackout.added" | "blackout.removed" | "booking." | "booking.approved" | "booking.cancelled" | "booking.created" | "booking.rejected" | "booking.rules_overridden" | "booking.updated" | "booking_series." | "booking_series.cancelled" | "booking_series.created" | "booking_series.updated" | "calendar_token." | "calendar_token.created" | "calendar_token.revoked" | "room." | "room.created" | "room.deactivated" | "room.reactivated" | "room.updated" | "user." | "user.created" | "user.deactivated" | "user.email_changed" | "user.password_changed" | "user.password_rehashed" | "user.reactivated" | "user.registered" | "user.role_changed" | "user.updated";
                 entity_type?: components["schemas"]["AuditEntity"] | null;
                 entity_id?: string | null;
                 /** @description Inclusive lower bound; with a timezone, years 1900 to 9000 in UTC. */
@@ -3820,7 +3899,7 @@ export interface operations {
             query?: {
                 actor_id?: string | null;
                 /** @description An exact action, or a prefix ending with `.` such as `booking.`. */
-                action?: "auth." | "auth.admin_bootstrapped" | "auth.login_failed" | "auth.login_succeeded" | "auth.login_throttled" | "auth.logout" | "auth.password_check_failed" | "auth.refresh_reused" | "auth.session_revoked" | "auth.token_refreshed" | "blackout." | "blackout.added" | "blackout.removed" | "booking." | "booking.approved" | "booking.cancelled" | "booking.created" | "booking.rejected" | "booking.rules_overridden" | "booking.updated" | "booking_series." | "booking_series.cancelled" | "booking_series.created" | "booking_series.updated" | "room." | "room.created" | "room.deactivated" | "room.reactivated" | "room.updated" | "user." | "user.created" | "user.deactivated" | "user.email_changed" | "user.password_changed" | "user.password_rehashed" | "user.reactivated" | "user.registered" | "user.role_changed" | "user.updated";
+                action?: "auth." | "auth.admin_bootstrapped" | "auth.login_failed" | "auth.login_succeeded" | "auth.login_throttled" | "auth.logout" | "auth.password_check_failed" | "auth.refresh_reused" | "auth.session_revoked" | "auth.token_refreshed" | "blackout." | "blackout.added" | "blackout.removed" | "booking." | "booking.approved" | "booking.cancelled" | "booking.created" | "booking.rejected" | "booking.rules_overridden" | "booking.updated" | "booking_series." | "booking_series.cancelled" | "booking_series.created" | "booking_series.updated" | "calendar_token." | "calendar_token.created" | "calendar_token.revoked" | "room." | "room.created" | "room.deactivated" | "room.reactivated" | "room.updated" | "user." | "user.created" | "user.deactivated" | "user.email_changed" | "user.password_changed" | "user.password_rehashed" | "user.reactivated" | "user.registered" | "user.role_changed" | "user.updated";
                 entity_type?: components["schemas"]["AuditEntity"] | null;
                 entity_id?: string | null;
                 /** @description Inclusive lower bound; with a timezone, years 1900 to 9000 in UTC. */
@@ -6782,6 +6861,311 @@ export interface operations {
             };
             /** @description Precondition Required */
             428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "calendar-create-token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CalendarTokenRead"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "calendar-revoke-token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "calendar-personal-feed": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The `ETag` of the copy held; 304 while it is current. */
+                "if-none-match"?: string | null;
+            };
+            path: {
+                /** @description The token from `POST /users/me/calendar-token`. */
+                feed_token: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The feed as iCalendar (RFC 5545). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/calendar": string;
+                };
+            };
+            /** @description The copy named by `If-None-Match` is still current. */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "calendar-room-feed": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The `ETag` of the copy held; 304 while it is current. */
+                "if-none-match"?: string | null;
+            };
+            path: {
+                /** @description The token from `POST /users/me/calendar-token`. */
+                feed_token: string;
+                room_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The feed as iCalendar (RFC 5545). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/calendar": string;
+                };
+            };
+            /** @description The copy named by `If-None-Match` is still current. */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
