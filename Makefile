@@ -22,7 +22,7 @@ CLIENT_DIR := clients/typescript
 
 .PHONY: help install run serve test $(addprefix test-,$(DOMAINS)) check fmt migrate \
 	grant-app-role makemigration downgrade db-start db-stop openapi docker-build up down clean \
-	create-admin audit-verify audit-anchor bench bench-audit bench-export bench-http prune fuzz client client-check
+	create-admin audit-verify audit-anchor bench bench-audit bench-explain bench-export bench-http prune fuzz client client-check
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_%-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -95,6 +95,9 @@ bench-audit: install ## Audit write cost: 4 writers x 250 commits with and witho
 
 bench-export: install ## Export memory at full scale: tracemalloc peak at 10k and 100k rows
 	$(TEST_ENV) $(RUN) pytest -m bench -p no:cacheprovider tests/audit/test_export.py $(PYTEST_ARGS)
+
+bench-explain: install ## EXPLAIN (ANALYZE, BUFFERS) of the booking list and availability queries on the bench data set
+	$(RUN) python -m benchmarks.explain $(BENCH_ARGS)
 
 bench-http: install ## HTTP: seed roombook_bench, drive the API and the ceiling app with wrk
 	$(RUN) python -m benchmarks.http_bench $(if $(BENCH_DURATION),--duration $(BENCH_DURATION)) $(BENCH_ARGS)

@@ -25,7 +25,7 @@ import sys
 import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,20 @@ from app.audit.commands import describe, verify_chain
 from app.core.config import AuditSettings, DatabaseSettings, SecuritySettings, get_settings
 from app.core.security import TokenCodec
 from benchmarks import seed
+from benchmarks.bookings_bench import (
+    SLOTS_PER_EVENING,
+    BookingsData,
+    DistinctCheck,
+    DistinctSlots,
+    RunCheck,
+    SameSlot,
+    SameSlotCheck,
+    Verdict,
+    evenings,
+    read_bookings_data,
+    weekdays_ahead,
+    write_evenings,
+)
 from benchmarks.measure import TABLE_HEADER, Row, WrkRun, table_line
 from benchmarks.runner import (
     ROOT,
@@ -60,13 +74,23 @@ TOKEN_TTL_S = 12 * 3600
 # The per-IP limits stay on, since their cost is part of the request path, with budgets
 # that the load generator's one client IP cannot spend.
 UNLIMITED = "1000000000/minute"
+UNREACHABLE_QUOTA = 1_000_000
+"""Members' booking quotas stay on, lock and counts included, but 100 members booking
+thousands of slots must not reach them."""
 DEEP_PAGE = 400
 """The deep page of `GET /users`, reached once by following the cursor chain."""
+DEEP_BOOKINGS_PAGE = 1000
+"""The deep page of `GET /bookings`, reached the same way."""
+OWN_BOOKINGS = 10
+"""Bookings per member that `GET /bookings/{id}` asks for, each as its owner."""
 CEILING_CONNECTIONS = 64
 """Ratios are taken to the ceiling's rate at this many connections."""
 STORM_CONNECTIONS = 8
 LOGIN = "POST /auth/login"
 ME = "GET /users/me"
+BOOKING_GET = "GET /bookings/{id}"
+BOOK_DISTINCT = "POST /bookings distinct slots"
+BOOK_SAME = "POST /bookings one slot"
 
 
 def out(line: str = "") -> None:
@@ -141,6 +165,8 @@ def server_environment(
             "SERVER__WORKERS": "1",
             "RATE_LIMIT__AUTH_PER_IP": UNLIMITED,
             "RATE_LIMIT__CREDENTIALS_PER_IP": UNLIMITED,
+            "BOOKINGS__MEMBER_MAX_ACTIVE_FUTURE": str(UNREACHABLE_QUOTA),
+            "BOOKINGS__MEMBER_MAX_WEEK_HOURS": str(UNREACHABLE_QUOTA),
             **overrides,
         }
     )
@@ -157,6 +183,10 @@ class Scenario:
     name: str
     load: Load
     probe: httpx.Request
+    check: RunCheck | None = None
+    """Numbers the runs (each gets `check.next_load()`) and checks the database after each."""
+    accepted: frozenset[int] = frozenset()
+    """Error statuses the scenario expects: counted as served, not as errors."""
 
 
 @dataclass(slots=True)
@@ -181,7 +211,17 @@ def write_lines(name: str, lines: Sequence[str]) -> str:
     return str(path)
 
 
-def scenarios(accounts: Accounts, *, base_url: str, deep_cursor: str) -> list[Scenario]:
+@dataclass(frozen=True, slots=True)
+class Cursors:
+    """The cursors of the deep pages, found by following the chains once."""
+
+    users: str
+    bookings: str
+
+
+def scenarios(
+    accounts: Accounts, *, base_url: str, cursors: Cursors, bookings: "BookingScenarios"
+) -> list[Scenario]:
     """Every scenario of the run, in order; later domains append theirs here."""
     admin = write_lines("admin.tokens", [accounts.admin_token])
     members = write_lines("member.tokens", accounts.member_tokens)
@@ -201,7 +241,10 @@ def scenarios(accounts: Accounts, *, base_url: str, deep_cursor: str) -> list[Sc
         get(ME, f"{API}/users/me", members, member),
         get("GET /users page 1", f"{API}/users", admin, admin_token),
         get(
-            f"GET /users page {DEEP_PAGE}", f"{API}/users?cursor={deep_cursor}", admin, admin_token
+            f"GET /users page {DEEP_PAGE}",
+            f"{API}/users?cursor={cursors.users}",
+            admin,
+            admin_token,
         ),
         get("GET /auth/sessions", f"{API}/auth/sessions", members, member),
         get("GET /audit/events page 1", f"{API}/audit/events", admin, admin_token),
@@ -210,7 +253,89 @@ def scenarios(accounts: Accounts, *, base_url: str, deep_cursor: str) -> list[Sc
             load=Load("login.lua", (f"{API}/auth/login", credentials)),
             probe=httpx.Request("POST", f"{base_url}{API}/auth/login", data=login_form),
         ),
+        *bookings.scenarios(
+            accounts, base_url=base_url, cursor=cursors.bookings, admin=admin, members=members
+        ),
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class BookingScenarios:
+    """The bookings domain's scenarios, from the seeded rooms and bookings."""
+
+    data: BookingsData
+    database_url: str
+    today: date
+    runs_per_scenario: int
+    """Warm-up plus one run per connection count: the distinct slots are shared out."""
+
+    def scenarios(
+        self, accounts: Accounts, *, base_url: str, cursor: str, admin: str, members: str
+    ) -> list[Scenario]:
+        """Read one booking, list page 1 and a deep page, book distinct slots, race for one.
+
+        `admin` and `members` are the token files of `scenarios`.
+        """
+        admin_token = accounts.admin_token
+        pairs = [
+            f"{token} {API}/bookings/{booking}"
+            for number, token in enumerate(accounts.member_tokens, start=1)
+            for booking in self.data.own_bookings.get(seed.user_id(number), [])
+        ]
+        owned = write_lines("booking.pairs", pairs)
+        token, path = pairs[0].split(" ")
+        days = weekdays_ahead(self.today)
+        # The first day's evenings are raced for, one per run; the other days are booked.
+        contended = evenings(self.data.rooms, days=days[:1])
+        free = evenings(self.data.rooms, days=days[1:])
+        distinct = DistinctSlots(
+            evenings=free,
+            tokens=accounts.member_tokens,
+            # Run 0 is the probe's.
+            stride=len(free) * SLOTS_PER_EVENING // (self.runs_per_scenario + 1),
+        )
+        same = SameSlot(evenings=contended, tokens=accounts.member_tokens)
+        distinct_check = DistinctCheck(
+            slots=distinct,
+            database_url=self.database_url,
+            tokens_file=members,
+            evenings_file=write_evenings(RESULTS_DIR / "free.evenings", free),
+        )
+        same_check = SameSlotCheck(
+            slots=same,
+            database_url=self.database_url,
+            tokens_file=members,
+            evenings_file=write_evenings(RESULTS_DIR / "contended.evenings", contended),
+        )
+
+        def listing(name: str, query: str) -> Scenario:
+            """`GET /bookings` as the admin (everyone's)."""
+            url = f"{API}/bookings{query}"
+            probe = httpx.Request("GET", base_url + url, headers=bearer(admin_token))
+            return Scenario(name=name, load=Load("get.lua", (url, admin)), probe=probe)
+
+        return [
+            Scenario(
+                name=BOOKING_GET,
+                load=Load("pairs.lua", (owned,)),
+                probe=httpx.Request("GET", base_url + path, headers=bearer(token)),
+            ),
+            listing("GET /bookings page 1", ""),
+            listing(f"GET /bookings page {DEEP_BOOKINGS_PAGE}", f"?cursor={cursor}"),
+            Scenario(
+                name=BOOK_DISTINCT,
+                load=Load("book.lua", ()),
+                probe=distinct.request(run=0, number=0).build(base_url),
+                check=distinct_check,
+            ),
+            Scenario(
+                name=BOOK_SAME,
+                load=Load("book.lua", ()),
+                probe=same.request(run=0, number=0).build(base_url),
+                check=same_check,
+                accepted=frozenset({409}),
+            ),
+        ]
 
 
 def probe(client: httpx.Client, scenario: Scenario) -> None:
@@ -220,19 +345,35 @@ def probe(client: httpx.Client, scenario: Scenario) -> None:
         raise SystemExit(f"{scenario.name} answered {response.status_code}: {response.text[:500]}")
 
 
-def follow_cursor(client: httpx.Client, *, base_url: str, token: str, page: int) -> str:
-    """The cursor of page `page` of `GET /users`, reached by following the chain from page 1."""
+def follow_cursor(client: httpx.Client, *, url: str, token: str, page: int, seed_more: str) -> str:
+    """The cursor of page `page` of the list at `url`, reached by following the chain."""
     cursor: str | None = None
     for _ in range(page - 1):
         params = {"cursor": cursor} if cursor else {}
-        response = client.get(f"{base_url}{API}/users", params=params, headers=bearer(token))
+        response = client.get(url, params=params, headers=bearer(token))
         response.raise_for_status()
         cursor = response.json()["next_cursor"]
         if cursor is None:
-            raise SystemExit(f"GET /users has fewer than {page} pages: seed more users")
+            raise SystemExit(f"{url} has fewer than {page} pages: seed more {seed_more}")
     if cursor is None:
         raise SystemExit("the deep page must be page 2 or later")
     return cursor
+
+
+def deep_cursors(client: httpx.Client, *, base_url: str, token: str) -> Cursors:
+    """Follow the admin's `GET /users` and `GET /bookings` chains to their deep pages."""
+    return Cursors(
+        users=follow_cursor(
+            client, url=f"{base_url}{API}/users", token=token, page=DEEP_PAGE, seed_more="users"
+        ),
+        bookings=follow_cursor(
+            client,
+            url=f"{base_url}{API}/bookings",
+            token=token,
+            page=DEEP_BOOKINGS_PAGE,
+            seed_more="bookings",
+        ),
+    )
 
 
 def mint_accounts(plan: seed.SeedPlan, security: SecuritySettings, password: str) -> Accounts:
@@ -269,6 +410,13 @@ class Report:
         self.rows.append(row)
         out(table_line(row))
 
+    def check(self, verdict: Verdict) -> None:
+        """Record the check after a run as a note, and print it at once."""
+        line = f"{'passed' if verdict.passed else 'FAILED'}: {verdict.text}"
+        self.notes.append(line)
+        self.extra.setdefault("checks", []).append({"passed": verdict.passed, "text": verdict.text})
+        out(line)
+
     def ceiling_rps(self) -> float:
         """The ceiling's req/s at `CEILING_CONNECTIONS`."""
         for row in self.rows:
@@ -296,14 +444,32 @@ class Bench:
     warmup: int
     connections: tuple[int, ...]
 
-    def sweep(self, server: Server, report: Report, *, name: str, load: Load) -> list[WrkRun]:
-        """Warm up, then one run per connection count; rows get ratios when a ceiling exists."""
-        self.wrk.run(server, load=load, connections=CEILING_CONNECTIONS, seconds=self.warmup)
+    def sweep(self, server: Server, report: Report, *, scenario: Scenario) -> list[WrkRun]:
+        """Warm up, then one run per connection count; rows get ratios when a ceiling exists.
+
+        A scenario with a check gets a fresh load for every run, warm-up included, and
+        each run is checked; the verdicts go under the table.
+        """
+        name, check = scenario.name, scenario.check
+
+        def load() -> Load:
+            return scenario.load if check is None else check.next_load()
+
+        def verify(run: WrkRun, connections: int) -> None:
+            if check is not None:
+                report.check(check.verify(server, run, connections=connections))
+
+        warm = self.wrk.run(
+            server, load=load(), connections=CEILING_CONNECTIONS, seconds=self.warmup
+        )
+        verify(warm, CEILING_CONNECTIONS)
         runs = []
         for connections in self.connections:
-            run, cpu = self.wrk.measure(
-                server, load=load, connections=connections, seconds=self.duration
+            measured, cpu = self.wrk.measure(
+                server, load=load(), connections=connections, seconds=self.duration
             )
+            verify(measured, connections)
+            run = measured.accepting(scenario.accepted)
             ceiling = None if name == "ceiling" else report.ceiling_rps()
             report.add(
                 Row(name, connections, run, cpu, None if ceiling is None else run.rps / ceiling)
@@ -321,7 +487,12 @@ def bench_ceiling(bench: Bench, report: Report, *, env: dict[str, str]) -> None:
         pin=bench.pin,
         log_path=RESULTS_DIR / "ceiling.log",
     ) as server:
-        bench.sweep(server, report, name="ceiling", load=Load("get.lua", ("/",)))
+        bare = Scenario(
+            name="ceiling",
+            load=Load("get.lua", ("/",)),
+            probe=httpx.Request("GET", server.base_url + "/"),
+        )
+        bench.sweep(server, report, scenario=bare)
     ceiling = report.ceiling_rps()
     report.rows[:] = [
         Row(r.scenario, r.connections, r.run, r.cpu_us, r.run.rps / ceiling) for r in report.rows
@@ -334,6 +505,7 @@ def bench_api(
     *,
     env: dict[str, str],
     accounts: Accounts,
+    bookings: BookingScenarios,
     only: Sequence[str] = (),
 ) -> None:
     """Serve Roombook, run the scenarios and the login storm, and note the worker's RSS.
@@ -353,12 +525,11 @@ def bench_api(
         httpx.Client(timeout=30.0) as client,
     ):
         rss = {"after start": rss_mb(server.pid)}
-        deep = follow_cursor(
-            client, base_url=server.base_url, token=accounts.admin_token, page=DEEP_PAGE
-        )
+        cursors = deep_cursors(client, base_url=server.base_url, token=accounts.admin_token)
         logins: dict[int, float] = {}
         by_name = {}
-        for scenario in scenarios(accounts, base_url=server.base_url, deep_cursor=deep):
+        chosen = scenarios(accounts, base_url=server.base_url, cursors=cursors, bookings=bookings)
+        for scenario in chosen:
             if only and not any(text in scenario.name for text in only):
                 continue
             by_name[scenario.name] = scenario
@@ -366,7 +537,7 @@ def bench_api(
             if scenario.name == LOGIN:
                 rss["before the first login"] = rss_mb(server.pid)
             probe(client, scenario)
-            runs = bench.sweep(server, report, name=scenario.name, load=scenario.load)
+            runs = bench.sweep(server, report, scenario=scenario)
             if scenario.name == LOGIN:
                 logins = {c: run.rps for c, run in zip(bench.connections, runs, strict=True)}
         if ME in by_name and LOGIN in by_name:
@@ -418,13 +589,27 @@ def argon2_verify_rate(pin: Pinning, security: SecuritySettings, *, seconds: int
     return rate
 
 
-async def prepare_database(
-    server_url: str, plan: seed.SeedPlan, audit: AuditSettings
-) -> tuple[str, dict[str, float], str]:
-    """Recreate and seed the benchmark database; return its URL, step times and chain state."""
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """The seeded benchmark database: its URL, step times, chain state and booking data."""
+
+    url: str
+    seconds: dict[str, float]
+    chain: str
+    bookings: BookingsData
+
+
+async def prepare_database(server_url: str, plan: seed.SeedPlan, audit: AuditSettings) -> Prepared:
+    """Recreate and seed the benchmark database, then read what the booking scenarios need."""
     url = await seed.recreate(server_url)
     seconds = await seed.run_steps(url, plan)
-    return url, seconds, await chain_state(url, audit)
+    owners = [seed.user_id(n) for n in range(1, plan.token_users + 1)]
+    connection = await devdb.connect(url)
+    try:
+        bookings = await read_bookings_data(connection, owners=owners, per_owner=OWN_BOOKINGS)
+    finally:
+        await connection.close()
+    return Prepared(url, seconds, await chain_state(url, audit), bookings)
 
 
 async def chain_state(url: str, audit: AuditSettings) -> str:
@@ -523,10 +708,13 @@ def run(options: argparse.Namespace) -> None:
         chain_keys=ChainKeys.from_settings(audit),
         users=options.users,
         audit_events=options.audit_events,
+        rooms=options.rooms,
+        bookings=options.bookings,
     )
     server_url = bench_server_url()
     out(f"seeding {seed.DATABASE_NAME} on {describe_server(server_url)} …")
-    url, seed_seconds, chain = asyncio.run(prepare_database(server_url, plan, audit))
+    prepared = asyncio.run(prepare_database(server_url, plan, audit))
+    url, seed_seconds, chain = prepared.url, prepared.seconds, prepared.chain
     out(f"seeded in {sum(seed_seconds.values()):.1f} s {seed_seconds}; audit chain {chain}")
     argon2_rate = argon2_verify_rate(pin, security, seconds=max(options.duration, 3))
     out(f"raw argon2id verify: {argon2_rate:.1f}/s on one core")
@@ -548,6 +736,8 @@ def run(options: argparse.Namespace) -> None:
             "seed": {
                 "users": plan.users,
                 "audit_events": plan.audit_events,
+                "rooms": plan.rooms,
+                "bookings": plan.bookings_per_room * plan.rooms,
                 "seconds": seed_seconds,
             },
             "chain_after_seed": chain,
@@ -569,6 +759,12 @@ def run(options: argparse.Namespace) -> None:
             database_url=url, security=security, audit=audit, overrides=options.set
         ),
         accounts=mint_accounts(plan, security, password),
+        bookings=BookingScenarios(
+            data=prepared.bookings,
+            database_url=url,
+            today=plan.today,
+            runs_per_scenario=1 + len(bench.connections),
+        ),
         only=options.only,
     )
     report.extra["argon2_verify_per_s"] = round(argon2_rate, 1)
@@ -606,6 +802,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--audit-events", type=int, default=50_000, help="e.g. 1000000")
+    parser.add_argument("--rooms", type=int, default=500)
+    parser.add_argument("--bookings", type=int, default=200_000, help="spread over the rooms")
     parser.add_argument(
         "--set",
         type=setting,

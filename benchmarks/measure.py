@@ -1,7 +1,8 @@
 """Pure arithmetic of the HTTP benchmark: wrk's report, /proc counters, and the result table."""
 
 import json
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, replace
 
 REPORT_MARKER = "WRK_REPORT "
 """Prefix of the one JSON line `benchmarks/wrk/common.lua` prints when a run is done."""
@@ -20,6 +21,12 @@ class WrkRun:
     socket_errors: int
     statuses: dict[int, int]
     """Answers by HTTP status."""
+    sent: int | None = None
+    """Requests a numbering script (`book.lua`) built, numbered `0 … sent-1`; else None."""
+    created: frozenset[int] = frozenset()
+    """The numbers of those answered 201 (numbering scripts only)."""
+    accepted: frozenset[int] = frozenset()
+    """Error statuses the scenario expects (see `accepting`): neither errors nor lost rate."""
 
     @property
     def rps(self) -> float:
@@ -32,9 +39,19 @@ class WrkRun:
         """Non-2xx answers plus connect, read, write and timeout errors."""
         return self.non_2xx + self.socket_errors
 
+    def accepting(self, statuses: Collection[int]) -> "WrkRun":
+        """The same run with answers of `statuses` (e.g. an expected 409) counted as served."""
+        accepted = frozenset(code for code in statuses if code >= 400) - self.accepted
+        served = sum(n for code, n in self.statuses.items() if code in accepted)
+        return replace(self, non_2xx=self.non_2xx - served, accepted=self.accepted | accepted)
+
     def error_breakdown(self) -> str:
         """The errors by kind, e.g. `503: 12, socket: 3` (empty without errors)."""
-        kinds = [f"{code}: {n}" for code, n in sorted(self.statuses.items()) if code >= 400]
+        kinds = [
+            f"{code}: {n}"
+            for code, n in sorted(self.statuses.items())
+            if code >= 400 and code not in self.accepted
+        ]
         if self.socket_errors:
             kinds.append(f"socket: {self.socket_errors}")
         return ", ".join(kinds)
@@ -54,6 +71,8 @@ def parse_wrk_report(output: str) -> WrkRun:
                 non_2xx=int(errors["status"]),
                 socket_errors=sum(int(errors[k]) for k in ("connect", "read", "write", "timeout")),
                 statuses={int(code): int(n) for code, n in data["statuses"].items()},
+                sent=data.get("sent"),
+                created=frozenset(data.get("created", ())),
             )
     raise ValueError("wrk printed no WRK_REPORT line (was the script's done() replaced?)")
 

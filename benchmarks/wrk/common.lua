@@ -35,8 +35,12 @@ function setup(thread)
   threads[#threads + 1] = thread
 end
 
+-- A script that sets M.on_response(status, body) sees every answer too.
 function response(status, headers, body)
   bench_statuses[status] = (bench_statuses[status] or 0) + 1
+  if M.on_response then
+    M.on_response(status, body)
+  end
 end
 
 local function statuses_json()
@@ -53,16 +57,34 @@ local function statuses_json()
   return "{" .. table.concat(parts, ",") .. "}"
 end
 
+-- What a numbering script (book.lua) adds: requests numbered, and those answered 201.
+local function numbering_json()
+  local sent, created = nil, {}
+  for _, thread in ipairs(threads) do
+    local thread_sent = thread:get("bench_sent")
+    if thread_sent then
+      sent = (sent or 0) + thread_sent
+      for _, number in ipairs(thread:get("bench_created") or {}) do
+        created[#created + 1] = string.format("%d", number)
+      end
+    end
+  end
+  if sent == nil then
+    return ""
+  end
+  return string.format(',"sent":%d,"created":[%s]', sent, table.concat(created, ","))
+end
+
 -- One JSON line for the harness (benchmarks/measure.py parses it).
 function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
     'WRK_REPORT {"requests":%d,"duration_us":%d,"bytes":%d,"p50_us":%d,"p99_us":%d,'
       .. '"max_us":%d,"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},'
-      .. '"statuses":%s}\n',
+      .. '"statuses":%s%s}\n',
     summary.requests, summary.duration, summary.bytes,
     latency:percentile(50), latency:percentile(99), latency.max,
-    e.connect, e.read, e.write, e.status, e.timeout, statuses_json()))
+    e.connect, e.read, e.write, e.status, e.timeout, statuses_json(), numbering_json()))
 end
 
 return M
