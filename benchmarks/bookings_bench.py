@@ -15,6 +15,9 @@ build the very same requests here, so the harness can send one again:
 * one slot: every request of run r aims at evening r, slot 0 (each with a key of its
   own): exactly one row holds it, one 201, the rest 409, no 5xx.
 
+The availability scenarios read each room's next week in turn, and the rooms free for one
+hour of it.
+
 Run 0 is the probe's; wrk's runs are numbered from 1.
 """
 
@@ -48,6 +51,7 @@ FIRST_DAY = 2
 LAST_DAY = 170
 """Days after today of the last evening: inside the default 180-day horizon."""
 BOOKINGS_PATH = "/api/v1/bookings"
+ROOMS_PATH = "/api/v1/rooms"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +84,33 @@ def evenings(rooms: Sequence[tuple[uuid.UUID, str]], *, days: Iterable[date]) ->
 def iso(instant: datetime) -> str:
     """An instant as `book.lua` writes it (`os.date("!%Y-%m-%dT%H:%M:%SZ")`)."""
     return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def next_monday(today: date) -> date:
+    """The Monday after `today`: the week the availability scenarios ask about."""
+    return today + timedelta(days=7 - today.weekday())
+
+
+def week_paths(
+    rooms: Sequence[tuple[uuid.UUID, str]], tokens: Sequence[str], *, monday: date
+) -> list[str]:
+    """`TOKEN PATH` lines: each room's availability from `monday` for a week, members in turn."""
+    start = datetime.combine(monday, time(0), UTC)
+    window = f"from={iso(start)}&to={iso(start + timedelta(days=7))}"
+    return [
+        f"{tokens[n % len(tokens)]} {ROOMS_PATH}/{room}/availability?{window}"
+        for n, (room, _) in enumerate(rooms)
+    ]
+
+
+def free_rooms_path(monday: date) -> str:
+    """The rooms free for an hour: Tuesday 13:00 to 14:00 UTC of the week of `monday`.
+
+    Inside opening hours in every seeded zone (14:00 in Berlin, 13:00 in London, 08:00 in
+    New York, 18:30 in Kolkata), while seeded bookings hold some of the rooms.
+    """
+    start = datetime.combine(monday + timedelta(days=1), time(13), UTC)
+    return f"{ROOMS_PATH}/available?start={iso(start)}&end={iso(start + timedelta(hours=1))}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,7 +50,10 @@ from benchmarks.bookings_bench import (
     SameSlotCheck,
     Verdict,
     evenings,
+    free_rooms_path,
+    next_monday,
     read_bookings_data,
+    week_paths,
     weekdays_ahead,
     write_evenings,
 )
@@ -91,6 +94,8 @@ ME = "GET /users/me"
 BOOKING_GET = "GET /bookings/{id}"
 BOOK_DISTINCT = "POST /bookings distinct slots"
 BOOK_SAME = "POST /bookings one slot"
+ROOM_WEEK = "GET /rooms/{id}/availability (a week)"
+FREE_ROOMS = "GET /rooms/available (an hour)"
 
 
 def out(line: str = "") -> None:
@@ -272,7 +277,8 @@ class BookingScenarios:
     def scenarios(
         self, accounts: Accounts, *, base_url: str, cursor: str, admin: str, members: str
     ) -> list[Scenario]:
-        """Read one booking, list page 1 and a deep page, book distinct slots, race for one.
+        """Read one booking, list page 1 and a deep page, a room's week and the free rooms
+        for an hour; book distinct slots, race for one.
 
         `admin` and `members` are the token files of `scenarios`.
         """
@@ -308,6 +314,12 @@ class BookingScenarios:
             evenings_file=write_evenings(RESULTS_DIR / "contended.evenings", contended),
         )
 
+        monday = next_monday(self.today)
+        weeks = week_paths(self.data.rooms, accounts.member_tokens, monday=monday)
+        week_token, week_path = weeks[0].split(" ")
+        free_rooms = free_rooms_path(monday)
+        member = accounts.member_tokens[0]
+
         def listing(name: str, query: str) -> Scenario:
             """`GET /bookings` as the admin (everyone's)."""
             url = f"{API}/bookings{query}"
@@ -322,6 +334,16 @@ class BookingScenarios:
             ),
             listing("GET /bookings page 1", ""),
             listing(f"GET /bookings page {DEEP_BOOKINGS_PAGE}", f"?cursor={cursor}"),
+            Scenario(
+                name=ROOM_WEEK,
+                load=Load("pairs.lua", (write_lines("room.weeks", weeks),)),
+                probe=httpx.Request("GET", base_url + week_path, headers=bearer(week_token)),
+            ),
+            Scenario(
+                name=FREE_ROOMS,
+                load=Load("get.lua", (free_rooms, members)),
+                probe=httpx.Request("GET", base_url + free_rooms, headers=bearer(member)),
+            ),
             Scenario(
                 name=BOOK_DISTINCT,
                 load=Load("book.lua", ()),

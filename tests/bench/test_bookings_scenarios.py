@@ -22,8 +22,11 @@ from benchmarks.bookings_bench import (
     SameSlot,
     Verdict,
     evenings,
+    free_rooms_path,
     iso,
+    next_monday,
     statuses,
+    week_paths,
     weekdays_ahead,
 )
 from benchmarks.http_bench import Report
@@ -166,3 +169,19 @@ def test_checks_go_under_the_table_and_into_the_json() -> None:
     assert report.notes == ["passed: 3 new rows = 3 answered 201", "FAILED: 2 rows hold the slot"]
     assert [c["passed"] for c in report.as_json()["checks"]] == [True, False]
     assert statuses(Counter({REPLAYED: 2, 201: 1, 409: 0})) == "replayed: 2, 201: 1"
+
+
+def test_availability_scenarios_ask_for_next_week_room_after_room() -> None:
+    monday = next_monday(date(2026, 12, 6))  # a Sunday
+
+    lines = week_paths(ROOMS, ["a", "b"], monday=monday)
+
+    assert monday == date(2026, 12, 7)
+    assert lines == [
+        f"a /api/v1/rooms/{BERLIN}/availability?from=2026-12-07T00:00:00Z&to=2026-12-14T00:00:00Z",
+        f"b /api/v1/rooms/{KOLKATA}/availability?from=2026-12-07T00:00:00Z&to=2026-12-14T00:00:00Z",
+    ]
+    assert next_monday(monday) == date(2026, 12, 14)
+    assert free_rooms_path(monday) == (
+        "/api/v1/rooms/available?start=2026-12-08T13:00:00Z&end=2026-12-08T14:00:00Z"
+    )

@@ -23,7 +23,10 @@ from benchmarks.bookings_bench import (
     DistinctSlots,
     SameSlot,
     evenings,
+    free_rooms_path,
+    next_monday,
     read_bookings_data,
+    week_paths,
     weekdays_ahead,
 )
 from tests.conftest import AuthHeaders
@@ -181,3 +184,21 @@ async def test_harness_reads_each_members_own_bookings(raw: asyncpg.Connection) 
         )
         assert found == 4
     assert isinstance(next(iter(data.own_bookings.values()))[0], uuid.UUID)
+
+
+async def test_availability_scenarios_answer_on_the_seeded_rooms(
+    client: AsyncClient, auth_headers: AuthHeaders, plan: seed.SeedPlan, raw: asyncpg.Connection
+) -> None:
+    headers = await auth_headers(seed.user_id(1))
+    data = await read_bookings_data(raw, owners=[], per_owner=0)
+    monday = next_monday(plan.today)
+    _, path = week_paths(data.rooms, ["unused"], monday=monday)[0].split(" ")
+
+    week = await client.get(path, headers=headers)
+    free = await client.get(free_rooms_path(monday), headers=headers)
+
+    assert week.status_code == 200
+    assert len(week.json()["free"]) >= 5  # an evening at least on each weekday
+    assert free.status_code == 200
+    zones = {room["time_zone"] for room in free.json()["items"]}
+    assert zones == set(seed.ROOM_TIME_ZONES)  # the hour is inside opening hours in each
