@@ -40,6 +40,7 @@ from tests.factories import RoomFactory, unique_email
 
 EVENTS = "/api/v1/bookings/events"
 TICKET = f"{EVENTS}/ticket"
+SERIES = "/api/v1/bookings/series"
 WAIT_S = 10.0
 """Longest wait for anything a test expects to happen (a loaded machine is slow)."""
 GRACEFUL_SHUTDOWN_S = 8
@@ -159,16 +160,15 @@ async def room_id(first: Instance) -> uuid.UUID:
     return room.id
 
 
-def booking(room_id: uuid.UUID, hour: int, **fields: Any) -> dict[str, Any]:
-    """A booking body for an hour on Tuesday 8 January 2030 (Berlin)."""
+def booking(room_id: uuid.UUID, hour: int, *, day: int = 8) -> dict[str, Any]:
+    """A booking body for an hour of a day of January 2030 (Berlin), by default Tuesday 8th."""
     return {
         "room_id": str(room_id),
         "title": "Secret merger talks",
         "note": "Bring the term sheet",
         "attendees": 2,
-        "starts_at": local(8, hour).isoformat(),
-        "ends_at": local(8, hour + 1).isoformat(),
-        **fields,
+        "starts_at": local(day, hour).isoformat(),
+        "ends_at": local(day, hour + 1).isoformat(),
     }
 
 
@@ -381,6 +381,32 @@ async def test_a_refused_booking_emits_nothing(
         assert (await stream.booking())["booking_id"] == made.json()["id"]
         with pytest.raises(TimeoutError):
             await stream.next(timeout_s=QUIET_S)
+
+
+async def test_a_series_tells_only_the_occurrences_it_booked(
+    first: Instance, second: Instance, room_id: uuid.UUID
+) -> None:
+    member = await signed_in(first)
+    # Tuesday to Thursday at 10:00; Wednesday's is taken first.
+    daily = {**booking(room_id, 10), "rrule": "FREQ=DAILY;COUNT=3"}
+    async with opened(second, await ticket_for(second, member)) as stream:
+        single = await first.client.post(
+            "/api/v1/bookings", json=booking(room_id, 10, day=9), headers=member.headers
+        )
+        refused = await first.client.post(SERIES, json=daily, headers=member.headers)
+        skipped = await first.client.post(
+            SERIES, json={**daily, "mode": "skip_conflicts"}, headers=member.headers
+        )
+        told = [(await stream.booking())["booking_id"] for _ in range(3)]
+        with pytest.raises(TimeoutError):
+            await stream.next(timeout_s=QUIET_S)
+
+    assert refused.status_code == 409
+    assert skipped.status_code == 201, skipped.text
+    booked = [o["booking_id"] for o in skipped.json()["occurrences"] if o["booking_id"]]
+    # All or nothing: the refused series booked its free days in a transaction rolled back.
+    assert told == [single.json()["id"], *booked]
+    assert len(booked) == 2
 
 
 async def test_a_browser_opens_the_stream_with_a_ticket_and_no_header(second: Instance) -> None:
