@@ -135,6 +135,9 @@ class BookingRead(BaseModel):
     rules_overridden: bool = Field(
         description="A manager or admin made or moved it outside the room's rules."
     )
+    series_id: uuid.UUID | None = Field(
+        description="The recurring series it is an occurrence of (`/bookings/series/{id}`)."
+    )
 
 
 class ViolationRead(BaseModel):

@@ -332,6 +332,7 @@ async def test_the_owner_and_managers_read_a_series_others_get_404(
     assert [o["id"] for o in own.json()["occurrences"]] == [
         o["booking_id"] for o in made["occurrences"]
     ]
+    assert {o["series_id"] for o in own.json()["occurrences"]} == {made["series"]["id"]}
     assert hidden.status_code == 404
     assert hidden.json()["code"] == "series-not-found"
 

@@ -1266,6 +1266,11 @@ export interface components {
              * @description A manager or admin made or moved it outside the room's rules.
              */
             rules_overridden: boolean;
+            /**
+             * Series Id
+             * @description The recurring series it is an occurrence of (`/bookings/series/{id}`).
+             */
+            series_id: string | null;
         };
         /**
          * BookingStatus
