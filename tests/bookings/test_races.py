@@ -70,6 +70,11 @@ def racing_app(database_url: str, *, connections: int, bookings: BookingSettings
         lock_timeout_ms=60_000,
         idle_in_transaction_timeout_ms=60_000,
         pool_size=connections,
+        # Contenders writing into the slot at one moment wait on each other's uncommitted
+        # rows (PostgreSQL's exclusion check does) and deadlock; the victim is re-run, and on
+        # a loaded machine one can lose several times before it meets the committed winner
+        # and gets its 409. The default of 3 attempts answered 503 there.
+        retry_attempts=connections,
     )
     app = create_app(make_settings(database_url, database=database, bookings=bookings))
 
