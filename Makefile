@@ -22,7 +22,7 @@ CLIENT_DIR := clients/typescript
 
 .PHONY: help install run serve test $(addprefix test-,$(DOMAINS)) check fmt migrate \
 	grant-app-role makemigration downgrade db-start db-stop openapi docker-build up down clean \
-	create-admin audit-verify audit-anchor bench bench-audit bench-explain bench-export bench-http prune fuzz client client-check
+	create-admin seed audit-verify audit-anchor bench bench-audit bench-explain bench-export bench-http prune fuzz client client-check
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_%-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -109,6 +109,10 @@ create-admin: install ## Create an admin: make create-admin EMAIL=you@example.co
 	@test -n "$(EMAIL)" || { echo 'usage: make create-admin EMAIL=you@example.com [NAME="Your Name"]' >&2; exit 2; }
 	$(RUN) python -m app.cli migrate
 	$(RUN) python -m app.cli create-admin "$(EMAIL)" $(if $(NAME),--name "$(NAME)")
+
+seed: install ## Load the demo data set (rooms, users of each role, bookings) once; not in production
+	$(RUN) python -m app.cli migrate
+	$(RUN) python -m app.cli seed
 
 client: install ## Regenerate the TypeScript client: openapi.json and its types (npx openapi-typescript)
 	$(RUN) python -m app.cli openapi --defaults -o $(CLIENT_DIR)/openapi.json

@@ -295,6 +295,25 @@ def cmd_create_admin(args: argparse.Namespace) -> None:
     sys.stdout.write(f"admin {user.email} created (id {user.id})\n")
 
 
+def cmd_seed(args: argparse.Namespace) -> None:
+    """Load the demo data set once (refused in production) and print its credentials."""
+    from app.core.clock import utc_now
+    from app.seed import DEMO_USERS, SeedRefused, seed_demo
+
+    url = provide_database()
+    try:
+        seeded = asyncio.run(seed_demo(get_settings(), url=url, clock=utc_now))
+    except SeedRefused as exc:
+        sys.stderr.write(f"seed: {exc}\n")
+        raise SystemExit(1) from exc
+    sys.stdout.write(
+        "demo data loaded\n" if seeded else "demo data already there: nothing changed\n"
+    )
+    sys.stdout.write("development credentials (never use them elsewhere):\n")
+    for demo in DEMO_USERS:
+        sys.stdout.write(f"  {demo.role.value:8} {demo.email:22} {demo.password}\n")
+
+
 def cmd_openapi(args: argparse.Namespace) -> None:
     """Write the OpenAPI document without starting a server or a database.
 
@@ -323,6 +342,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
     "audit-anchor": cmd_audit_anchor,
     "create-admin": cmd_create_admin,
     "prune": cmd_prune,
+    "seed": cmd_seed,
 }
 
 
@@ -346,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit_verify.add_argument(
         "--anchor", type=_anchor, action="append", default=[], metavar="SEQ:HASH"
     )
-    for name in ("run", "serve", "db-start", "db-stop", "audit-anchor"):
+    for name in ("run", "serve", "db-start", "db-stop", "audit-anchor", "seed"):
         sub.add_parser(name)
     return parser
 
