@@ -25,8 +25,9 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace.sampling import Sampler
 
 DEFAULT_SERVICE_NAME = "roombook"
-UNTRACED_PREFIXES = ("/health/", "/metrics")
-"""Probes and scrapes arrive every few seconds and say nothing a trace would need."""
+UNTRACED_PREFIXES = ("/health/", "/metrics", "/api/v1/calendar/")
+"""Probes and scrapes arrive every few seconds and say nothing a trace would need; a
+calendar feed's path is its secret token, which no span may carry."""
 NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 """FastAPI's telemetry when tracing is off: none at all, whatever providers exist."""
 

@@ -109,6 +109,22 @@ async def test_probes_and_scrapes_are_not_traced(
     assert exporter.get_finished_spans() == ()
 
 
+async def test_calendar_feeds_are_not_traced_so_no_span_holds_a_feed_token(
+    traced: tuple[FastAPI, InMemorySpanExporter],
+) -> None:
+    app, exporter = traced
+    token = "feed-token-that-must-stay-secret"
+    async with client_for(app) as client:
+        exporter.clear()
+        assert (await client.get(f"/api/v1/calendar/{token}.ics")).status_code == 404
+        # A traced request shows the exporter works in this very client.
+        await client.get("/api/v1/users/me")
+    spans = exporter.get_finished_spans()
+    assert spans != ()
+    assert token not in repr([dict(span.attributes or {}) for span in spans])
+    assert all(span.name != "GET /api/v1/calendar/{token}.ics" for span in spans)
+
+
 async def test_tracing_is_off_by_default(settings: Settings) -> None:
     assert settings.tracing.enabled is False
     app = create_app(settings)
