@@ -21,14 +21,13 @@ from sqlalchemy import (
     or_,
     select,
     tuple_,
-    update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.bookings.models import HOLDING_STATUSES, Booking, BookingKind, BookingStatus, Room
 from app.bookings.room_schemas import RoomFilter
 from app.bookings.schemas import BookingFilter
-from app.core.db import LIKE_ESCAPE, contains_pattern
+from app.core.db import LIKE_ESCAPE, contains_pattern, update_bumping_version
 from app.core.pagination import PageRequest, SortValue, fetch_page
 
 
@@ -56,14 +55,15 @@ class RoomRepository:
         self, *, room_id: uuid.UUID, version: int, values: Mapping[str, Any]
     ) -> Room | None:
         """Apply `values` only if the room still has `version`; None when it moved on."""
-        statement = (
-            update(Room)
-            .where(Room.id == room_id, Room.version == version)
-            .values(**values, version=Room.version + 1, updated_at=func.now())
-            .returning(Room)
-            .execution_options(populate_existing=True, synchronize_session=False)
+        return await update_bumping_version(
+            self.session,
+            Room,
+            where=(
+                Room.id == room_id,
+                Room.version == version,
+            ),
+            values=values,
         )
-        return (await self.session.scalars(statement)).one_or_none()
 
     async def list_page(
         self, *, filters: RoomFilter, page: PageRequest
@@ -159,24 +159,20 @@ class BlackoutRepository:
         self, *, blackout_id: uuid.UUID, cancelled_by: uuid.UUID, cancelled_at: datetime
     ) -> Booking | None:
         """Lift a blackout in force; None if it was lifted already."""
-        statement = (
-            update(Booking)
-            .where(
+        return await update_bumping_version(
+            self.session,
+            Booking,
+            where=(
                 Booking.id == blackout_id,
                 Booking.kind == BookingKind.BLACKOUT.value,
                 Booking.status == BookingStatus.CONFIRMED.value,
-            )
-            .values(
-                status=BookingStatus.CANCELLED.value,
-                cancelled_by=cancelled_by,
-                cancelled_at=cancelled_at,
-                version=Booking.version + 1,
-                updated_at=func.now(),
-            )
-            .returning(Booking)
-            .execution_options(populate_existing=True, synchronize_session=False)
+            ),
+            values={
+                "status": BookingStatus.CANCELLED.value,
+                "cancelled_by": cancelled_by,
+                "cancelled_at": cancelled_at,
+            },
         )
-        return (await self.session.scalars(statement)).one_or_none()
 
     async def list_page(
         self, *, room_id: uuid.UUID, page: PageRequest
@@ -218,14 +214,15 @@ class BookingRepository:
         self, *, booking_id: uuid.UUID, version: int, values: Mapping[str, Any]
     ) -> Booking | None:
         """Apply `values` only if the booking still has `version`; None when it moved on."""
-        statement = (
-            update(Booking)
-            .where(Booking.id == booking_id, Booking.version == version)
-            .values(**values, version=Booking.version + 1, updated_at=func.now())
-            .returning(Booking)
-            .execution_options(populate_existing=True, synchronize_session=False)
+        return await update_bumping_version(
+            self.session,
+            Booking,
+            where=(
+                Booking.id == booking_id,
+                Booking.version == version,
+            ),
+            values=values,
         )
-        return (await self.session.scalars(statement)).one_or_none()
 
     async def kinds_in_the_way(
         self,

@@ -5,11 +5,12 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.bookings.models import HOLDING_STATUSES, Booking
 from app.bookings.series_models import BookingSeries
+from app.core.db import update_bumping_version
 
 
 class SeriesRepository:
@@ -32,14 +33,15 @@ class SeriesRepository:
         self, *, series_id: uuid.UUID, version: int, values: Mapping[str, Any]
     ) -> BookingSeries | None:
         """Apply `values` only if the series still has `version`; None when it moved on."""
-        statement = (
-            update(BookingSeries)
-            .where(BookingSeries.id == series_id, BookingSeries.version == version)
-            .values(**values, version=BookingSeries.version + 1, updated_at=func.now())
-            .returning(BookingSeries)
-            .execution_options(populate_existing=True, synchronize_session=False)
+        return await update_bumping_version(
+            self.session,
+            BookingSeries,
+            where=(
+                BookingSeries.id == series_id,
+                BookingSeries.version == version,
+            ),
+            values=values,
         )
-        return (await self.session.scalars(statement)).one_or_none()
 
     async def occurrences(self, *, series_id: uuid.UUID) -> Sequence[Booking]:
         """Every booking of the series, whatever its status, in time order."""

@@ -2,12 +2,12 @@
 
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
-from sqlalchemy import DateTime, MetaData, func
+from sqlalchemy import ColumnElement, DateTime, MetaData, func, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -53,6 +53,33 @@ class Timestamped:
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
     """When the row last changed."""
+
+
+Versioned = TypeVar("Versioned", bound=Base)
+"""A model with `version` and `updated_at` columns."""
+
+
+async def update_bumping_version(
+    session: AsyncSession,
+    model: type[Versioned],
+    *,
+    where: tuple[ColumnElement[bool], ...],
+    values: Mapping[str, Any],
+) -> Versioned | None:
+    """Apply `values` to the row matching `where`, bump its version, and return it (or None).
+
+    Condition and bump are one UPDATE: of two writers expecting the same version, the
+    second waits on the row lock, re-reads the row, no longer matches and updates nothing.
+    """
+    columns = model.__table__.c
+    statement = (
+        update(model)
+        .where(*where)
+        .values(**values, version=columns.version + 1, updated_at=func.now())
+        .returning(model)
+        .execution_options(populate_existing=True, synchronize_session=False)
+    )
+    return (await session.scalars(statement)).one_or_none()
 
 
 LIKE_ESCAPE = "\\"

@@ -4,10 +4,10 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Row, func, or_, select, update
+from sqlalchemy import Row, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.db import LIKE_ESCAPE, contains_pattern
+from app.core.db import LIKE_ESCAPE, contains_pattern, update_bumping_version
 from app.core.pagination import PageRequest, SortValue, fetch_page
 from app.users.models import User
 from app.users.schemas import Role, UserFilter, UserRead
@@ -82,25 +82,21 @@ class UserRepository:
         version, the second waits on the row lock, re-reads it, no longer matches, and
         updates nothing.
         """
-        statement = (
-            update(User)
-            .where(User.id == user_id, User.version == version)
-            .values(**values, version=User.version + 1, updated_at=func.now())
-            .returning(User)
-            .execution_options(populate_existing=True, synchronize_session=False)
+        return await update_bumping_version(
+            self.session,
+            User,
+            where=(
+                User.id == user_id,
+                User.version == version,
+            ),
+            values=values,
         )
-        return (await self.session.scalars(statement)).one_or_none()
 
     async def update(self, *, user_id: uuid.UUID, values: Mapping[str, Any]) -> User | None:
         """Apply `values` whatever the version (internal bookkeeping), bumping it."""
-        statement = (
-            update(User)
-            .where(User.id == user_id)
-            .values(**values, version=User.version + 1, updated_at=func.now())
-            .returning(User)
-            .execution_options(populate_existing=True, synchronize_session=False)
+        return await update_bumping_version(
+            self.session, User, where=(User.id == user_id,), values=values
         )
-        return (await self.session.scalars(statement)).one_or_none()
 
     async def stamp_login(self, *, user_id: uuid.UUID) -> None:
         """Set the last successful login to the database clock (a change of the representation)."""
