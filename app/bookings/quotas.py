@@ -65,24 +65,27 @@ class QuotaGuard:
             # Two requests of one member could each count what is committed, find room for
             # one more, and both insert: the lock makes the count and the insert one step.
             await self.quotas.lock_owner(owner_id=owner_id)
-        found = [] if moving else await self._unended(owner_id=owner_id, now=now)
-        for week_start, week_end in weeks_touched(
-            starts_at=starts_at, ends_at=ends_at, time_zone=time_zone
-        ):
-            found += await self._week(
-                owner_id=owner_id,
-                week=(week_start, week_end),
-                # In UTC: a difference of two times of one zone would be wall-clock time.
-                adding=as_utc(min(ends_at, week_end)) - as_utc(max(starts_at, week_start)),
-                moving=moving,
-            )
+        weeks = (
+            weeks_touched(starts_at=starts_at, ends_at=ends_at, time_zone=time_zone)
+            if self.max_week_hours
+            else []
+        )
+        count_unended = bool(self.max_unended) and moving is None
+        if not (weeks or count_unended):
+            return []
+        held = await self.quotas.held(
+            owner_id=owner_id,
+            unended_after=now if count_unended else None,
+            windows=weeks,
+            other_than=moving,
+        )
+        found = self._unended(held.unended)
+        for week, seconds in zip(weeks, held.seconds, strict=True):
+            found += self._week(week=week, seconds=seconds, starts_at=starts_at, ends_at=ends_at)
         return found
 
-    async def _unended(self, *, owner_id: uuid.UUID, now: datetime) -> list[Violation]:
-        if not self.max_unended:
-            return []
-        held = await self.quotas.count_unended(owner_id=owner_id, now=now, other_than=None)
-        if held < self.max_unended:
+    def _unended(self, held: int | None) -> list[Violation]:
+        if held is None or held < self.max_unended:
             return []
         return [
             Violation(
@@ -92,28 +95,26 @@ class QuotaGuard:
             )
         ]
 
-    async def _week(
+    def _week(
         self,
         *,
-        owner_id: uuid.UUID,
         week: tuple[datetime, datetime],
-        adding: timedelta,
-        moving: uuid.UUID | None,
+        seconds: float,
+        starts_at: datetime,
+        ends_at: datetime,
     ) -> list[Violation]:
-        if not self.max_week_hours:
-            return []
         week_start, week_end = week
-        held = await self.quotas.seconds_held(
-            owner_id=owner_id, window_start=week_start, window_end=week_end, other_than=moving
-        )
-        if held + adding.total_seconds() <= self.max_week_hours * SECONDS_PER_HOUR:
+        # In UTC: a difference of two times of one zone would be wall-clock time.
+        adding = as_utc(min(ends_at, week_end)) - as_utc(max(starts_at, week_start))
+        total = seconds + adding.total_seconds()
+        if total <= self.max_week_hours * SECONDS_PER_HOUR:
             return []
         return [
             Violation(
                 ViolationCode.QUOTA_EXCEEDED,
                 f"Members may book at most {self.max_week_hours} hours in a week; in the week "
                 f"from {week_start:%a %Y-%m-%d} ({week_start.tzinfo}) you would hold "
-                f"{_hours(held + adding.total_seconds())}.",
+                f"{_hours(total)}.",
             )
         ]
 

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +17,7 @@ from app.users.schemas import Role
 from tests.auth.conftest import audit_actions, audit_changes
 from tests.bookings.conftest import BOOKINGS, CreateRoom, InsertBooking, body, local
 from tests.conftest import AuthHeaders, CreateUser
+from tests.core.support import captured_statements
 
 pytestmark = pytest.mark.usefixtures("fixed_clock")
 
@@ -68,6 +70,30 @@ async def test_a_member_books_a_free_slot(
     [changes] = await audit_changes(db_session, action="booking.created")
     assert changes["after"]["title"] == "Planning"
     assert changes["after"]["status"] == "confirmed"
+
+
+async def test_a_member_books_with_one_statement_per_step(
+    app: FastAPI,
+    client: AsyncClient,
+    room: Room,
+    create_user: CreateUser,
+    auth_headers: AuthHeaders,
+) -> None:
+    headers = await auth_headers(await create_user())
+    warm = await client.post(BOOKINGS, json=body(room, local(8, 8), local(8, 9)), headers=headers)
+    assert warm.status_code == 201, warm.text
+    with captured_statements(app.state.engine) as captured:
+        response = await client.post(
+            BOOKINGS, json=body(room, TUESDAY_NINE, TUESDAY_TEN), headers=headers
+        )
+    assert response.status_code == 201, response.text
+    # The test's transaction wraps each request in a savepoint; the app sends the rest.
+    seen = [statement for statement, _ in captured if "SAVEPOINT" not in statement]
+    # Guard, room, quota lock, quota read, insert, event, audit head and audit append:
+    # both quotas are read in one statement.
+    assert len(seen) == 8, seen
+    [quota_read] = [statement for statement in seen if "count(*)" in statement]
+    assert "sum(EXTRACT(epoch" in quota_read
 
 
 async def test_any_offset_is_read_and_answered_in_utc(
