@@ -51,25 +51,29 @@ async def _plan(
 
 BY_NAME = "ix_rooms_name_id"
 """Walked in list order, the other conditions filtering, until the page is full."""
+BY_CAPACITY = "ix_rooms_capacity_name_id"
+"""Only the rooms large enough, then sorted; at 500 rooms walking by name costs about the
+same, and PostgreSQL 15 and 18 choose differently (both are index scans)."""
+BY_BUILDING = "ix_rooms_lower_building_name_id"
 CASES = [
-    ("every room", RoomFilter(), BY_NAME),
-    ("a large capacity", RoomFilter(min_capacity=38), "ix_rooms_capacity_name_id"),
-    ("a small capacity", RoomFilter(min_capacity=3), BY_NAME),
-    ("common amenities", RoomFilter(amenities=("projector",)), BY_NAME),
-    ("all of two amenities", RoomFilter(amenities=("projector", "whiteboard")), BY_NAME),
-    ("a building", RoomFilter(location="building 3"), "ix_rooms_lower_building_name_id"),
-    ("text in the name", RoomFilter(q="room 012"), BY_NAME),
-    ("text in a description", RoomFilter(q="atrium"), BY_NAME),
+    ("every room", RoomFilter(), (BY_NAME,)),
+    ("a large capacity", RoomFilter(min_capacity=38), (BY_CAPACITY, BY_NAME)),
+    ("a small capacity", RoomFilter(min_capacity=3), (BY_NAME,)),
+    ("common amenities", RoomFilter(amenities=("projector",)), (BY_NAME,)),
+    ("all of two amenities", RoomFilter(amenities=("projector", "whiteboard")), (BY_NAME,)),
+    ("a building", RoomFilter(location="building 3"), (BY_BUILDING,)),
+    ("text in the name", RoomFilter(q="room 012"), (BY_NAME,)),
+    ("text in a description", RoomFilter(q="atrium"), (BY_NAME,)),
     (
         "everything",
         RoomFilter(min_capacity=10, amenities=("video",), location="Building 2"),
-        "ix_rooms_lower_building_name_id",
+        (BY_BUILDING,),
     ),
 ]
 
 
 @pytest.mark.usefixtures("seeded")
-@pytest.mark.parametrize(("name", "filters", "index"), CASES, ids=[case[0] for case in CASES])
+@pytest.mark.parametrize(("name", "filters", "indexes"), CASES, ids=[case[0] for case in CASES])
 async def test_every_filter_of_the_room_list_is_an_index_scan_at_any_depth(
     *,
     app: FastAPI,
@@ -77,7 +81,7 @@ async def test_every_filter_of_the_room_list_is_an_index_scan_at_any_depth(
     captured: Captured,
     name: str,
     filters: RoomFilter,
-    index: str,
+    indexes: tuple[str, ...],
 ) -> None:
     first = PageRequest(limit=20, after=None, codec=app.state.cursor_codec)
     deep = PageRequest(
@@ -86,9 +90,11 @@ async def test_every_filter_of_the_room_list_is_an_index_scan_at_any_depth(
 
     for page in (first, deep):
         plan = await _plan(db_session, captured, filters, page)
-        assert f"Index Scan using {index}" in plan or f"Index Scan on {index}" in plan, (
-            f"{name}:\n{plan}"
-        )
+        # "Index Scan on" also matches a bitmap index scan of the index.
+        assert any(
+            f"Index Scan using {index}" in plan or f"Index Scan on {index}" in plan
+            for index in indexes
+        ), f"{name}:\n{plan}"
         assert "Seq Scan" not in plan, f"{name}:\n{plan}"
         if page.after is not None:
             assert "ROW((name)::text, id) >" in plan, f"{name}:\n{plan}"
