@@ -1,6 +1,6 @@
 """`/rooms`: anyone signed in lists and reads rooms; managers and admins run them."""
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
@@ -36,16 +36,7 @@ from app.core.types import BoundedDatetime
 
 rooms_router = APIRouter(prefix="/rooms", tags=["rooms"], responses=problem_responses(401))
 CHANGE_PROBLEMS = problem_responses(403, 404, 412, 428)
-BLACKOUT_CONFLICT: dict[int | str, dict[str, Any]] = {
-    409: {
-        "model": BlackoutProblem,
-        "content": {
-            "application/problem+json": {
-                "schema": {"$ref": f"#/components/schemas/{BlackoutProblem.__name__}"}
-            }
-        },
-    }
-}
+BLACKOUT_CONFLICT = problem_responses(409, model=BlackoutProblem)
 
 
 def _read(room: Room, rooms: RoomService, response: Response) -> RoomRead:

@@ -1,7 +1,5 @@
 """`/bookings`: members book and manage their own bookings; managers and admins any."""
 
-from typing import Any
-
 from fastapi import APIRouter, Request, Response, status
 
 from app.auth.dependencies import IdempotencyDep, ManagerUser
@@ -25,17 +23,8 @@ from app.core.openapi import problem_responses
 from app.core.pagination import Page, PageRequestDep
 from app.core.preconditions import IfMatch, etag, required_versions
 
-
-def _booking_problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    ref = {"$ref": f"#/components/schemas/{BookingProblem.__name__}"}
-    return {
-        status: {"model": BookingProblem, "content": {"application/problem+json": {"schema": ref}}}
-        for status in statuses
-    }
-
-
 bookings_router = APIRouter(prefix="/bookings", tags=["bookings"], responses=problem_responses(401))
-REFUSALS = _booking_problems(409, 422)
+REFUSALS = problem_responses(409, 422, model=BookingProblem)
 """A refused booking: 409 when the time is taken, 422 when only the rules say no."""
 CHANGE_PROBLEMS = {**problem_responses(403, 404, 412, 428), **REFUSALS}
 

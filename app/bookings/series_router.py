@@ -1,7 +1,5 @@
 """`/bookings/series`: recurring bookings, made at once and changed one, following or all."""
 
-from typing import Any
-
 from fastapi import APIRouter, Request, Response, status
 
 from app.auth.dependencies import IdempotencyDep
@@ -26,16 +24,7 @@ from app.core.preconditions import IfMatch, etag, required_versions
 series_router = APIRouter(
     prefix="/bookings/series", tags=["bookings"], responses=problem_responses(401)
 )
-REFUSED: dict[int | str, dict[str, Any]] = {
-    409: {
-        "model": SeriesProblem,
-        "content": {
-            "application/problem+json": {
-                "schema": {"$ref": f"#/components/schemas/{SeriesProblem.__name__}"}
-            }
-        },
-    }
-}
+REFUSED = problem_responses(409, model=SeriesProblem)
 """A refused series: 409 with every occurrence's outcome."""
 CHANGE_PROBLEMS = problem_responses(403, 404, 409, 412, 422, 428)
 

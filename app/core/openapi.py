@@ -42,15 +42,15 @@ IDEMPOTENCY_PROBLEMS = (409, 422)
 """What an operation taking `Idempotency-Key` may answer for the key (in progress, reused)."""
 
 
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """Document problem responses for the given statuses."""
+def problem_responses(
+    *statuses: int, model: type[Problem] = Problem
+) -> dict[int | str, dict[str, Any]]:
+    """Document problem responses for the given statuses, as `model` (a `Problem` subclass)."""
     # `model` registers the schema, but FastAPI files it under application/json only; the
     # media type the API really answers with names the schema explicitly.
+    schema = {"$ref": f"#/components/schemas/{model.__name__}"}
     return {
-        status: {
-            "model": Problem,
-            "content": {"application/problem+json": {"schema": {"$ref": PROBLEM_SCHEMA_REF}}},
-        }
+        status: {"model": model, "content": {"application/problem+json": {"schema": schema}}}
         for status in statuses
     }
 
