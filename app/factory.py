@@ -28,10 +28,8 @@ from app.core.logging import configure_logging
 from app.core.media import require_body_media_type
 from app.core.metrics import MetricsEndpoint, RequestMetrics, process_exiting
 from app.core.middleware import (
-    BodySizeLimitMiddleware,
     EdgeMiddleware,
     ProxyTrust,
-    TrustedHostMiddleware,
 )
 from app.core.openapi import COMMON_PROBLEMS, complete_document, operation_id
 from app.core.pagination import CursorCodec
@@ -139,6 +137,7 @@ class RoombookAPI(FastAPI):
         edge = EdgeMiddleware(
             super().build_middleware_stack(),
             trusted_proxies=settings.http.trusted_proxies,
+            allowed_hosts=settings.http.allowed_hosts,
             hsts=settings.is_production,
             no_store_prefix=f"{API_PREFIX}/",
             limit=settings.concurrency_limit,
@@ -237,8 +236,11 @@ DOMAIN_ROUTERS = (
 
 def _add_middleware(app: FastAPI, settings: Settings) -> None:
     # Added innermost first: the last one added runs first.
-    app.add_middleware(DatabaseErrorMiddleware, attempts=settings.database.retry_attempts)
-    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.http.max_body_bytes)
+    app.add_middleware(
+        DatabaseErrorMiddleware,
+        attempts=settings.database.retry_attempts,
+        max_body_bytes=settings.http.max_body_bytes,
+    )
     if settings.http.cors_origins:
         from app.core.middleware import CORSMiddleware
 
@@ -267,4 +269,3 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
                 "RateLimit-Policy",
             ],
         )
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.http.allowed_hosts)

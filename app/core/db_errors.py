@@ -1,4 +1,8 @@
-"""Map database failures to 503 or 422 problems; re-run requests hit by serialization failures."""
+"""Map database failures to 503 or 422 problems; re-run requests hit by serialization failures.
+
+The re-run needs the request body again, so the middleware reads the whole body first:
+it is also where the body size limit applies.
+"""
 
 import asyncio
 import enum
@@ -6,10 +10,11 @@ import enum
 import structlog
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.context import current_context
-from app.core.errors import AppError, ServiceUnavailable, ValidationFailed
+from app.core.errors import AppError, PayloadTooLarge, ServiceUnavailable, ValidationFailed
 from app.core.middleware import send_problem
 
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
@@ -61,21 +66,27 @@ class DatabaseErrorMiddleware:
     A data exception (SQLSTATE class 22: a value PostgreSQL cannot store or convert) is the
     caller's input, so it answers 422; the input types should have refused it earlier.
 
-    The body is buffered (it is already size-limited) so a retry sees it again. Each
-    attempt gets a fresh session and transaction from the session dependency. A request
-    that committed early is never re-run: it gets the 503 at once.
+    The body is read whole before the app runs, so a retry sees it again; a body above
+    `max_body_bytes`, declared or streamed, gets a 413 problem before the app sees any of
+    it. Each attempt gets a fresh session and transaction from the session dependency. A
+    request that committed early is never re-run: it gets the 503 at once.
     """
 
-    def __init__(self, app: ASGIApp, *, attempts: int) -> None:
+    def __init__(self, app: ASGIApp, *, attempts: int, max_body_bytes: int) -> None:
         self.app = app
         self.attempts = attempts
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the request, retrying or mapping database failures."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        body_messages = await _read_body(receive)
+        body_messages = await self._read_body(scope, receive)
+        if body_messages is None:
+            too_large = f"The request body exceeds {self.max_body_bytes} bytes."
+            await send_problem(scope, send, PayloadTooLarge(too_large))
+            return
         for attempt in range(1, self.attempts + 1):
             started = False
 
@@ -105,6 +116,22 @@ class DatabaseErrorMiddleware:
                 await send_problem(scope, send, _problem(failure, rerun=rerun))
                 return
 
+    async def _read_body(self, scope: Scope, receive: Receive) -> list[Message] | None:
+        """The body's messages, or None once it passes the limit (declared or counted)."""
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            return None
+        messages: list[Message] = []
+        received = 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            received += len(message.get("body", b""))
+            if received > self.max_body_bytes:
+                return None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                return messages
+
 
 def _problem(failure: DbFailure, *, rerun: bool) -> AppError:
     if failure is DbFailure.INVALID_DATA:
@@ -116,15 +143,6 @@ def _problem(failure: DbFailure, *, rerun: bool) -> AppError:
     if failure is DbFailure.RETRY:
         return ServiceUnavailable("The request kept conflicting with concurrent changes.")
     return ServiceUnavailable("The database is unavailable.")
-
-
-async def _read_body(receive: Receive) -> list[Message]:
-    messages: list[Message] = []
-    while True:
-        message = await receive()
-        messages.append(message)
-        if message["type"] != "http.request" or not message.get("more_body", False):
-            return messages
 
 
 def _replay(messages: list[Message], receive: Receive) -> Receive:

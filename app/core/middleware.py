@@ -7,7 +7,6 @@ from ipaddress import ip_address, ip_network
 
 import structlog
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware as StarletteCORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -15,7 +14,6 @@ from app.core.context import RequestContext, start_context
 from app.core.errors import (
     AppError,
     BadRequest,
-    PayloadTooLarge,
     ServiceUnavailable,
     problem_response,
 )
@@ -77,9 +75,10 @@ class ProxyTrust:
 
 
 class EdgeMiddleware:
-    """The outermost layer: request id and context, access log, security headers, shedding.
+    """The outermost layer: request id and context, access log, security headers, shedding,
+    and the `Host` check.
 
-    One layer with one `send` wrapper does what three did, since every response passes
+    One layer with one `send` wrapper does what four did, since every response passes
     through all of it. It wraps the whole app (outside Starlette's error middleware), so
     it also sees the 500s: they get the request id and the security headers too, and each
     unhandled exception is logged once, with traceback and request id.
@@ -90,7 +89,12 @@ class EdgeMiddleware:
     Load shedding: beyond `limit` requests in progress a request is answered at once with
     a 503 problem. Queueing more work than the pool and the hash threads can serve only
     makes every request slow; a quick 503 with `Retry-After` lets clients and balancers
-    back off. The liveness probe is never shed, so an overloaded process is not
+    back off.
+
+    A `Host` that is not an allowed host gets a 400 problem; the health probes are not
+    checked (container and load-balancer probes call by IP, and they reveal nothing).
+
+    The liveness probe is never shed, so an overloaded process is not
     restarted for it. Nor are `long_lived_paths` (streams), counted or shed: open for
     hours, they would take the slots of short requests; they have a cap of their own.
     """
@@ -100,6 +104,7 @@ class EdgeMiddleware:
         app: ASGIApp,
         *,
         trusted_proxies: list[str],
+        allowed_hosts: list[str],
         hsts: bool,
         no_store_prefix: str,
         limit: int,
@@ -109,6 +114,7 @@ class EdgeMiddleware:
         self.app = app
         self.long_lived_paths = long_lived_paths
         self.proxies = ProxyTrust(trusted_proxies)
+        self.hosts = HostPolicy(allowed_hosts)
         self.hsts = hsts
         self.no_store_prefix = no_store_prefix
         self.limit = limit
@@ -151,7 +157,12 @@ class EdgeMiddleware:
             await send(message)
 
         try:
-            await self._admit(scope, receive, send_decorated)
+            if path.startswith(HEALTH_PREFIX) or self.hosts.is_allowed(
+                host_name(headers.get("host", ""))
+            ):
+                await self._admit(scope, receive, send_decorated)
+            else:
+                await send_problem(scope, send_decorated, BadRequest("Invalid host header."))
         except Exception:
             # The error middleware already answered with a problem document; log it once.
             error_log.exception("unhandled exception", path=path)
@@ -221,11 +232,10 @@ def host_name(header: str) -> str:
     return header.split(":", 1)[0]
 
 
-class TrustedHostMiddleware:
-    """Reject requests whose Host header is not an allowed host (400 problem)."""
+class HostPolicy:
+    """Which `Host` headers the API answers: exact names and `*.domain` patterns."""
 
-    def __init__(self, app: ASGIApp, *, allowed_hosts: list[str]) -> None:
-        self.app = app
+    def __init__(self, allowed_hosts: list[str]) -> None:
         self.allow_any = "*" in allowed_hosts
         self.allowed_hosts = [h.lower() for h in allowed_hosts]
 
@@ -237,16 +247,6 @@ class TrustedHostMiddleware:
             if host == pattern or (pattern.startswith("*.") and host.endswith(pattern[1:])):
                 return True
         return False
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Check the Host header before anything else runs (probes excepted)."""
-        # Container and load-balancer probes call by IP; the probes reveal nothing.
-        if scope["type"] == "http" and not scope["path"].startswith(HEALTH_PREFIX):
-            host = host_name(Headers(scope=scope).get("host", ""))
-            if not self.is_allowed(host):
-                await send_problem(scope, send, BadRequest("Invalid host header."))
-                return
-        await self.app(scope, receive, send)
 
 
 class CORSMiddleware(StarletteCORSMiddleware):
@@ -264,52 +264,3 @@ class CORSMiddleware(StarletteCORSMiddleware):
             await self.app(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
-
-
-class BodyTooLarge(HTTPException):
-    """Raised from `receive` once a streamed body passes the limit."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(status_code=413, detail=detail)
-
-
-class BodySizeLimitMiddleware:
-    """Refuse request bodies above the limit with 413, whether declared or streamed."""
-
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
-        self.app = app
-        self.max_body_bytes = max_body_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Check Content-Length up front and count streamed bytes as they arrive."""
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        too_large = PayloadTooLarge(f"The request body exceeds {self.max_body_bytes} bytes.")
-        declared = Headers(scope=scope).get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            await send_problem(scope, send, too_large)
-            return
-        received = 0
-        started = False
-
-        async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise BodyTooLarge(too_large.detail)
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except BodyTooLarge:
-            if started:
-                raise
-            await send_problem(scope, send, too_large)

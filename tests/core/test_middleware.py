@@ -9,15 +9,13 @@ import pytest
 from fastapi import FastAPI, Request
 from httpx import AsyncClient
 from pydantic import SecretStr, ValidationError
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Message, Scope
 
 from app.core.config import HttpSettings, SecuritySettings, Settings
 from app.core.context import current_context
 from app.core.errors import PayloadTooLarge
 from app.core.middleware import (
     DOCS_CSP,
-    BodySizeLimitMiddleware,
-    BodyTooLarge,
     ProxyTrust,
     _no_receive,
     host_name,
@@ -385,31 +383,6 @@ async def test_forwarded_headers_are_ignored_from_other_peers(client: AsyncClien
     )
     assert response.json()["client_ip"] == "127.0.0.1"
     assert response.json()["url"] == "http://testserver/context"
-
-
-async def test_body_limit_after_the_response_started_is_raised() -> None:
-    """Once a response is under way no problem can be sent; the error propagates instead."""
-    sent: list[Message] = []
-
-    async def answers_then_reads(scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        while (await receive()).get("more_body"):
-            pass
-
-    chunks = iter([b"x" * 8, b"x" * 8, b""])
-
-    async def receive() -> Message:
-        chunk = next(chunks)
-        return {"type": "http.request", "body": chunk, "more_body": bool(chunk)}
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    limited = BodySizeLimitMiddleware(answers_then_reads, max_body_bytes=10)
-    scope: Scope = {"type": "http", "path": "/stream", "headers": []}
-    with pytest.raises(BodyTooLarge):
-        await limited(scope, receive, send)
-    assert [m["type"] for m in sent] == ["http.response.start"]
 
 
 async def test_problems_sent_from_middleware_never_read_the_body() -> None:
