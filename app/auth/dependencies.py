@@ -7,8 +7,9 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request, Response
 from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.audit.dependencies import AuditServiceDep
+from app.audit.dependencies import audit_service_for
 from app.auth.passwords import PasswordService, build_password_service
 from app.auth.ratelimit import RateLimiter
 from app.auth.service import (
@@ -21,7 +22,7 @@ from app.auth.service import (
 )
 from app.core.config import Settings
 from app.core.context import bind_actor, current_context
-from app.core.db import SessionDep
+from app.core.db import SessionDep, shared_in_unit_of_work
 from app.core.errors import AppError, Forbidden, Unauthorized
 from app.core.idempotency import Idempotency, IdempotencyKey
 from app.core.security import InvalidToken
@@ -85,41 +86,49 @@ def _claim_ids(claims: dict[str, object]) -> tuple[uuid.UUID, uuid.UUID]:
         raise InvalidToken("subject or session id missing or malformed") from exc
 
 
-async def get_password_service(request: Request) -> PasswordService:
+def password_service_for(request: Request) -> PasswordService:
     """The password policy and hasher of this app."""
     return build_password_service(
         hasher=request.app.state.password_hasher, settings=request.app.state.settings
     )
 
 
-PasswordServiceDep = Annotated[PasswordService, Depends(get_password_service)]
+def session_service_for(request: Request, session: AsyncSession) -> SessionService:
+    """The unit of work's one SessionService, on its one audit service."""
+    return shared_in_unit_of_work(
+        session,
+        SessionService,
+        lambda: build_session_service(
+            session, audit=audit_service_for(request, session), settings=request.app.state.settings
+        ),
+    )
 
 
-async def get_session_service(
-    request: Request, session: SessionDep, audit: AuditServiceDep
-) -> SessionService:
-    """The request's one SessionService, on the request's one audit service."""
-    return build_session_service(session, audit=audit, settings=request.app.state.settings)
+def password_check_service_for(request: Request, session: AsyncSession) -> PasswordCheckService:
+    """The unit of work's current-password checks, on its one audit service."""
+    return shared_in_unit_of_work(
+        session,
+        PasswordCheckService,
+        lambda: build_password_check_service(
+            session,
+            audit=audit_service_for(request, session),
+            passwords=password_service_for(request),
+            settings=request.app.state.settings,
+        ),
+    )
+
+
+async def get_session_service(request: Request, session: SessionDep) -> SessionService:
+    """The request's one SessionService."""
+    return session_service_for(request, session)
 
 
 SessionServiceDep = Annotated[SessionService, Depends(get_session_service)]
 
 
-async def get_password_check_service(
-    request: Request, session: SessionDep, audit: AuditServiceDep, passwords: PasswordServiceDep
-) -> PasswordCheckService:
-    """The request's current-password checks, on the request's one audit service."""
-    return build_password_check_service(
-        session, audit=audit, passwords=passwords, settings=request.app.state.settings
-    )
-
-
-PasswordCheckServiceDep = Annotated[PasswordCheckService, Depends(get_password_check_service)]
-
-
 async def get_current_user(
     request: Request,
-    sessions: SessionServiceDep,
+    session: SessionDep,
     token: Annotated[str | None, Depends(bearer_scheme)],
 ) -> Principal:
     """Verify the access token, then check user and session in one query; 401 otherwise.
@@ -137,6 +146,7 @@ async def get_current_user(
     except InvalidToken as exc:
         security_event(SecurityReason.TOKEN_REJECTED, problem=str(exc))
         raise NotAuthenticated("The access token is invalid or expired.") from exc
+    sessions = session_service_for(request, session)
     account = await sessions.caller(user_id=user_id, session_id=session_id)
     if account is None:
         security_event(
@@ -244,16 +254,12 @@ IdempotencyDep = Annotated[Idempotency, Depends(get_idempotency)]
 """Opt-in for a POST: list it after the route's guard and return `idempotency.respond(...)`."""
 
 
-async def get_auth_service(
-    *,
-    request: Request,
-    session: SessionDep,
-    audit: AuditServiceDep,
-    sessions: SessionServiceDep,
-    passwords: PasswordServiceDep,
-    password_checks: PasswordCheckServiceDep,
-) -> AuthService:
+async def get_auth_service(request: Request, session: SessionDep) -> AuthService:
     """The request's AuthService; every service in it shares one audit and session service."""
+    audit = audit_service_for(request, session)
+    sessions = session_service_for(request, session)
+    passwords = password_service_for(request)
+    password_checks = password_check_service_for(request, session)
     users = build_user_service(
         session,
         audit=audit,

@@ -4,8 +4,9 @@ import uuid
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.audit.dependencies import AuditServiceDep
+from app.audit.dependencies import audit_service_for
 from app.auth.dependencies import MANAGER_ROLES, CurrentUser, ManagerUser
 from app.bookings.availability import AvailabilityService, build_availability_service
 from app.bookings.blackout_service import BlackoutService, build_blackout_service
@@ -16,19 +17,31 @@ from app.bookings.room_schemas import MAX_AMENITIES, Amenity, RoomFilter
 from app.bookings.room_service import RoomService, build_room_service
 from app.bookings.schemas import BookingFilter
 from app.bookings.service import Actor, BookingService, build_booking_service
-from app.core.clock import ClockDep
+from app.core.clock import Clock, ClockDep
 from app.core.config import EventSettings
-from app.core.db import SessionDep
+from app.core.db import SessionDep, shared_in_unit_of_work
 from app.core.types import BoundedDatetime, SingleLine
 
 
+def booking_service_for(request: Request, session: AsyncSession, clock: Clock) -> BookingService:
+    """The unit of work's one BookingService, which the series service books through."""
+    return shared_in_unit_of_work(
+        session,
+        BookingService,
+        lambda: build_booking_service(
+            session,
+            audit=audit_service_for(request, session),
+            settings=request.app.state.settings.bookings,
+            clock=clock,
+        ),
+    )
+
+
 async def get_booking_service(
-    request: Request, session: SessionDep, audit: AuditServiceDep, clock: ClockDep
+    request: Request, session: SessionDep, clock: ClockDep
 ) -> BookingService:
     """The request's BookingService."""
-    return build_booking_service(
-        session, audit=audit, settings=request.app.state.settings.bookings, clock=clock
-    )
+    return booking_service_for(request, session, clock)
 
 
 BookingServiceDep = Annotated[BookingService, Depends(get_booking_service)]
@@ -84,11 +97,13 @@ async def get_booking_filter(
 BookingFilterDep = Annotated[BookingFilter, Depends(get_booking_filter)]
 
 
-async def get_room_service(
-    request: Request, session: SessionDep, audit: AuditServiceDep
-) -> RoomService:
+async def get_room_service(request: Request, session: SessionDep) -> RoomService:
     """The request's RoomService."""
-    return build_room_service(session, audit=audit, settings=request.app.state.settings.bookings)
+    return build_room_service(
+        session,
+        audit=audit_service_for(request, session),
+        settings=request.app.state.settings.bookings,
+    )
 
 
 RoomServiceDep = Annotated[RoomService, Depends(get_room_service)]
@@ -147,10 +162,10 @@ RoomFilterDep = Annotated[RoomFilter, Depends(get_room_filter)]
 
 
 async def get_blackout_service(
-    session: SessionDep, audit: AuditServiceDep, clock: ClockDep
+    request: Request, session: SessionDep, clock: ClockDep
 ) -> BlackoutService:
     """The request's BlackoutService."""
-    return build_blackout_service(session, audit=audit, clock=clock)
+    return build_blackout_service(session, audit=audit_service_for(request, session), clock=clock)
 
 
 BlackoutServiceDep = Annotated[BlackoutService, Depends(get_blackout_service)]
@@ -197,12 +212,12 @@ EventSettingsDep = Annotated[EventSettings, Depends(get_event_settings)]
 
 
 async def get_calendar_feed_service(
-    request: Request, session: SessionDep, audit: AuditServiceDep, clock: ClockDep
+    request: Request, session: SessionDep, clock: ClockDep
 ) -> CalendarFeedService:
     """The request's CalendarFeedService."""
     return build_calendar_feed_service(
         session,
-        audit=audit,
+        audit=audit_service_for(request, session),
         settings=request.app.state.settings.calendar,
         clock=clock,
         manager_roles=MANAGER_ROLES,

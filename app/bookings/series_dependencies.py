@@ -5,8 +5,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from app.audit.dependencies import AuditServiceDep
-from app.bookings.dependencies import ActorDep, BookingServiceDep
+from app.audit.dependencies import audit_service_for
+from app.bookings.dependencies import ActorDep, booking_service_for
 from app.bookings.series_models import BookingSeries
 from app.bookings.series_service import SeriesService, build_series_service
 from app.core.clock import ClockDep
@@ -14,19 +14,15 @@ from app.core.db import SessionDep
 
 
 async def get_series_service(
-    request: Request,
-    session: SessionDep,
-    audit: AuditServiceDep,
-    clock: ClockDep,
-    bookings: BookingServiceDep,
+    request: Request, session: SessionDep, clock: ClockDep
 ) -> SeriesService:
     """The request's SeriesService, on the request's booking service."""
     return build_series_service(
         session,
-        audit=audit,
+        audit=audit_service_for(request, session),
         settings=request.app.state.settings.bookings,
         clock=clock,
-        bookings=bookings,
+        bookings=booking_service_for(request, session, clock),
     )
 
 

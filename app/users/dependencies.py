@@ -1,29 +1,27 @@
-"""How requests get a UserService: the request's audit, password and session services."""
+"""How requests get a UserService: on the request's audit, password and session services."""
 
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 
-from app.audit.dependencies import AuditServiceDep
-from app.auth.dependencies import PasswordCheckServiceDep, PasswordServiceDep, SessionServiceDep
+from app.audit.dependencies import audit_service_for
+from app.auth.dependencies import (
+    password_check_service_for,
+    password_service_for,
+    session_service_for,
+)
 from app.core.db import SessionDep
 from app.users.service import UserService, build_user_service
 
 
-async def get_user_service(
-    session: SessionDep,
-    audit: AuditServiceDep,
-    passwords: PasswordServiceDep,
-    sessions: SessionServiceDep,
-    password_checks: PasswordCheckServiceDep,
-) -> UserService:
+async def get_user_service(request: Request, session: SessionDep) -> UserService:
     """The request's UserService."""
     return build_user_service(
         session,
-        audit=audit,
-        passwords=passwords,
-        sessions=sessions,
-        password_checks=password_checks,
+        audit=audit_service_for(request, session),
+        passwords=password_service_for(request),
+        sessions=session_service_for(request, session),
+        password_checks=password_check_service_for(request, session),
     )
 
 
