@@ -549,6 +549,7 @@ def bench_api(
         rss = {"after start": rss_mb(server.pid)}
         cursors = deep_cursors(client, base_url=server.base_url, token=accounts.admin_token)
         logins: dict[int, float] = {}
+        rss_by_scenario: dict[str, float] = {}
         by_name = {}
         chosen = scenarios(accounts, base_url=server.base_url, cursors=cursors, bookings=bookings)
         for scenario in chosen:
@@ -560,6 +561,7 @@ def bench_api(
                 rss["before the first login"] = rss_mb(server.pid)
             probe(client, scenario)
             runs = bench.sweep(server, report, scenario=scenario)
+            rss_by_scenario[scenario.name] = round(rss_mb(server.pid), 1)
             if scenario.name == LOGIN:
                 logins = {c: run.rps for c, run in zip(bench.connections, runs, strict=True)}
         if ME in by_name and LOGIN in by_name:
@@ -568,6 +570,7 @@ def bench_api(
             )
         rss["after the bench"] = rss_mb(server.pid)
     report.extra["rss_mb"] = {k: round(v, 1) for k, v in rss.items()}
+    report.extra["rss_mb_after_each_scenario"] = rss_by_scenario
     report.extra["login_rps"] = {str(c): round(r, 1) for c, r in logins.items()}
 
 
@@ -662,6 +665,10 @@ def summarise(report: Report, *, security: SecuritySettings, argon2_rate: float)
         )
     rss = report.extra["rss_mb"]
     report.notes.append("worker RSS: " + ", ".join(f"{k} {v:.0f} MB" for k, v in rss.items()))
+    steps = report.extra["rss_mb_after_each_scenario"]
+    report.notes.append(
+        "worker RSS after each scenario: " + ", ".join(f"{k} {v:.0f}" for k, v in steps.items())
+    )
 
 
 def describe_server(url: str) -> str:
