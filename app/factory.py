@@ -18,6 +18,7 @@ from app.bookings.hub import build_event_hub
 from app.bookings.room_router import rooms_router
 from app.bookings.router import bookings_router
 from app.bookings.series_router import series_router
+from app.core.clock import utc_now
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_session_factory
 from app.core.db_errors import DatabaseErrorMiddleware
@@ -186,6 +187,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry=tracing.telemetry() if tracing is not None else NO_TELEMETRY,
     )
     app.state.settings = settings
+    app.state.clock = utc_now
     app.state.tracing = tracing
     if settings.security.argon2_memory_kib >= TRIM_FROM_KIB:
         # Before the hashing threads start, so the memory their hashes free can be trimmed.

@@ -1,10 +1,10 @@
-"""The application's clock, as a request dependency that tests replace with a fixed instant."""
+"""The application's clock, as a request dependency; tests give the app a fixed instant."""
 
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 
 Clock = Callable[[], datetime]
 """Returns the current instant, aware and in UTC."""
@@ -15,9 +15,14 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-async def get_clock() -> Clock:
-    """The clock of the request; `app.dependency_overrides[get_clock]` fixes it in tests."""
-    return utc_now
+async def get_clock(request: Request) -> Clock:
+    """The app's clock: `app.state.clock`, which tests set to a fixed instant.
+
+    Not replaced with `app.dependency_overrides`: while any override is set, FastAPI
+    rebuilds every dependency of every request from its signature.
+    """
+    clock: Clock = request.app.state.clock
+    return clock
 
 
 ClockDep = Annotated[Clock, Depends(get_clock)]

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.bookings.models import Booking, BookingKind, Room
 from app.bookings.repository import RoomRepository
-from app.core.clock import Clock, get_clock
+from app.core.clock import utc_now
 from tests.conftest import CreateUser
 from tests.factories import BookingFactory, RoomFactory
 
@@ -71,12 +71,9 @@ def if_match(headers: dict[str, str], version: int) -> dict[str, str]:
 def fixed_clock(app: FastAPI) -> Iterator[datetime]:
     """Requests see `NOW` as the current time (`pytestmark = usefixtures("fixed_clock")`)."""
 
-    async def clock() -> Clock:
-        return lambda: NOW.astimezone(UTC)
-
-    app.dependency_overrides[get_clock] = clock
+    app.state.clock = lambda: NOW.astimezone(UTC)
     yield NOW
-    app.dependency_overrides.pop(get_clock, None)
+    app.state.clock = utc_now
 
 
 class InsertBooking(Protocol):

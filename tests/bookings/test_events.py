@@ -29,7 +29,6 @@ from app.bookings.hub import EventHub, Subscriber
 from app.bookings.repository import RoomRepository
 from app.bookings.schemas import BookingCreate
 from app.bookings.service import Actor, build_booking_service
-from app.core.clock import Clock, get_clock
 from app.core.config import EventSettings, ServerSettings, Settings
 from app.factory import create_app
 from app.users.schemas import Role
@@ -86,10 +85,7 @@ async def served(settings: Settings) -> AsyncIterator[Instance]:
     """Serve a new app on a free port from this event loop, with the tests' fixed clock."""
     app = create_app(settings)
 
-    async def clock() -> Clock:
-        return lambda: NOW.astimezone(UTC)
-
-    app.dependency_overrides[get_clock] = clock
+    app.state.clock = lambda: NOW.astimezone(UTC)
     config = uvicorn.Config(
         app,
         host="127.0.0.1",

@@ -25,7 +25,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from app.audit.models import AuditEvent
 from app.bookings.models import HOLDING_STATUSES, Booking, Room
 from app.bookings.repository import BookingRepository
-from app.core.clock import Clock, get_clock
 from app.core.config import BookingSettings, DatabaseSettings
 from app.factory import create_app
 from app.users.schemas import Role
@@ -78,10 +77,7 @@ def racing_app(database_url: str, *, connections: int, bookings: BookingSettings
     )
     app = create_app(make_settings(database_url, database=database, bookings=bookings))
 
-    async def clock() -> Clock:
-        return lambda: NOW.astimezone(UTC)
-
-    app.dependency_overrides[get_clock] = clock
+    app.state.clock = lambda: NOW.astimezone(UTC)
     return app
 
 
