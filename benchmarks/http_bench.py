@@ -561,6 +561,9 @@ def bench_api(
                 rss["before the first login"] = rss_mb(server.pid)
             probe(client, scenario)
             runs = bench.sweep(server, report, scenario=scenario)
+            # Read once the server is idle: what the scenario left behind, not its work in
+            # progress (the hashing threads hand their memory back when their queue empties).
+            wait_idle(server.pid)
             rss_by_scenario[scenario.name] = round(rss_mb(server.pid), 1)
             if scenario.name == LOGIN:
                 logins = {c: run.rps for c, run in zip(bench.connections, runs, strict=True)}
@@ -568,7 +571,9 @@ def bench_api(
             report.extra["storm"] = login_storm(
                 bench, server, me=by_name[ME].load, login=by_name[LOGIN].load
             )
+        wait_idle(server.pid)
         rss["after the bench"] = rss_mb(server.pid)
+        rss["peak"] = rss_mb(server.pid, "VmHWM")
     report.extra["rss_mb"] = {k: round(v, 1) for k, v in rss.items()}
     report.extra["rss_mb_after_each_scenario"] = rss_by_scenario
     report.extra["login_rps"] = {str(c): round(r, 1) for c, r in logins.items()}

@@ -85,12 +85,13 @@ def parse_stat_ticks(stat: str) -> int:
     return int(fields[11]) + int(fields[12])
 
 
-def parse_vm_rss_kib(status: str) -> int:
-    """Resident set size in KiB from the text of `/proc/<pid>/status`."""
+def parse_vm_kib(status: str, field: str = "VmRSS") -> int:
+    """A memory figure in KiB from the text of `/proc/<pid>/status`: `VmRSS` (resident
+    now) or `VmHWM` (the most it was resident)."""
     for line in status.splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1])
-    raise ValueError("no VmRSS line (has the process exited?)")
+    raise ValueError(f"no {field} line (has the process exited?)")
 
 
 def cpu_us_per_request(*, ticks: int, clock_ticks_per_s: int, requests: int) -> float:

@@ -17,7 +17,7 @@ from benchmarks.measure import (
     WrkRun,
     cpu_us_per_request,
     parse_stat_ticks,
-    parse_vm_rss_kib,
+    parse_vm_kib,
     parse_wrk_report,
 )
 
@@ -100,9 +100,9 @@ def cpu_ticks(pid: int) -> int:
     return total
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of one process in MB (VmRSS)."""
-    return parse_vm_rss_kib(Path(f"/proc/{pid}/status").read_text()) / 1024
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """Resident memory of one process in MB: now (VmRSS) or at its peak (VmHWM)."""
+    return parse_vm_kib(Path(f"/proc/{pid}/status").read_text(), field) / 1024
 
 
 def wait_idle(pid: int, *, interval_s: float = 0.5) -> float:

@@ -13,7 +13,7 @@ from benchmarks.measure import (
     WrkRun,
     cpu_us_per_request,
     parse_stat_ticks,
-    parse_vm_rss_kib,
+    parse_vm_kib,
     parse_wrk_report,
     table_line,
 )
@@ -62,12 +62,16 @@ def test_proc_stat_ticks_are_utime_plus_stime_despite_odd_command_names() -> Non
     assert parse_stat_ticks(PROC_STAT) == 1234 + 567
 
 
-def test_vm_rss_is_read_in_kib() -> None:
-    status = "Name:\tpython\nVmPeak:\t  900000 kB\nVmRSS:\t  131072 kB\nThreads:\t5\n"
+def test_vm_rss_and_its_peak_are_read_in_kib() -> None:
+    status = (
+        "Name:\tpython\nVmPeak:\t  900000 kB\nVmHWM:\t  200000 kB\nVmRSS:\t  131072 kB\n"
+        "Threads:\t5\n"
+    )
 
-    assert parse_vm_rss_kib(status) == 131072
+    assert parse_vm_kib(status) == 131072
+    assert parse_vm_kib(status, "VmHWM") == 200000
     with pytest.raises(ValueError, match="VmRSS"):
-        parse_vm_rss_kib("Name:\tzombie\n")
+        parse_vm_kib("Name:\tzombie\n")
 
 
 def test_cpu_per_request_converts_ticks_to_microseconds() -> None:
