@@ -34,12 +34,12 @@ from app.core.middleware import (
 )
 from app.core.openapi import COMMON_PROBLEMS, complete_document, operation_id
 from app.core.pagination import CursorCodec
+from app.core.routing import API_PREFIX
 from app.core.security import TRIM_FROM_KIB, PasswordHasher, TokenCodec, share_one_malloc_arena
 from app.core.tracing import NO_TELEMETRY, Tracing, start_tracing
 from app.core.verified_tokens import VerifiedTokens
 from app.users.router import router as users_router
 
-API_PREFIX = "/api/v1"
 EVENT_STREAM_PATH = f"{API_PREFIX}/bookings/events"
 DESCRIPTION = (
     "Roombook books rooms for time ranges. Members book, managers run rooms and their "

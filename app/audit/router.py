@@ -4,7 +4,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic_core import to_json
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -18,6 +18,7 @@ from app.core.config import Settings
 from app.core.errors import ValidationFailed
 from app.core.openapi import problem_responses
 from app.core.pagination import Page, PageRequestDep
+from app.core.routing import DomainRouter
 from app.core.types import MAX_YEAR, MIN_YEAR, BoundedDatetime, SingleLine
 
 NDJSON = "application/x-ndjson"
@@ -28,7 +29,7 @@ ACTION_FILTERS = frozenset(
 )
 """Every action of the vocabulary and every `<entity>.` prefix of one."""
 
-router = APIRouter(prefix="/audit", tags=["audit"])
+router = DomainRouter(prefix="/audit", tags=["audit"])
 
 
 async def get_audit_filter(

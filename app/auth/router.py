@@ -3,7 +3,7 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request, Response, status
+from fastapi import Depends, Form, Request, Response, status
 
 from app.auth.dependencies import (
     AuthServiceDep,
@@ -24,13 +24,14 @@ from app.auth.schemas import (
 from app.auth.service import InvalidRefreshToken, IssuedTokens, utc_now
 from app.core.config import Settings
 from app.core.openapi import problem_responses
+from app.core.routing import DomainRouter
 from app.core.types import SingleLine
 from app.users.schemas import PASSWORD_INPUT_MAX, UserRead
 
 REFRESH_COOKIE_PATH = "/api/v1/auth"
 """The refresh and device cookies go only to auth endpoints; must match this router's mount."""
 
-router = APIRouter(
+router = DomainRouter(
     prefix="/auth",
     tags=["auth"],
     dependencies=[Depends(check_origin), Depends(limit_auth)],

@@ -3,7 +3,7 @@
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, status
+from fastapi import Header, Query, status
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
 
@@ -13,6 +13,7 @@ from app.bookings.events import BookingEvent, EventTicketRead
 from app.bookings.hub import EventHub, Subscriber
 from app.core.metrics import open_event_stream
 from app.core.openapi import problem_responses
+from app.core.routing import DomainRouter
 from app.core.types import SingleLine
 
 SEND_TIMEOUT_S = 30.0
@@ -39,7 +40,7 @@ LastEventIdQuery = Annotated[
     ),
 ]
 
-events_router = APIRouter(prefix="/bookings/events", tags=["bookings"])
+events_router = DomainRouter(prefix="/bookings/events", tags=["bookings"])
 
 
 @events_router.post(

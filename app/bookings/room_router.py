@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import Query, Request, Response, status
 
 from app.auth.dependencies import CurrentUser, ManagerUser
 from app.bookings.dependencies import (
@@ -32,9 +32,10 @@ from app.bookings.room_service import RoomService
 from app.core.openapi import problem_responses
 from app.core.pagination import Page, PageRequestDep
 from app.core.preconditions import IfMatch, etag, required_versions
+from app.core.routing import DomainRouter
 from app.core.types import BoundedDatetime
 
-rooms_router = APIRouter(prefix="/rooms", tags=["rooms"], responses=problem_responses(401))
+rooms_router = DomainRouter(prefix="/rooms", tags=["rooms"], responses=problem_responses(401))
 CHANGE_PROBLEMS = problem_responses(403, 404, 412, 428)
 BLACKOUT_CONFLICT = problem_responses(409, model=BlackoutProblem)
 

@@ -1,6 +1,6 @@
 """`/bookings`: members book and manage their own bookings; managers and admins any."""
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import Request, Response, status
 
 from app.auth.dependencies import IdempotencyDep, ManagerUser
 from app.bookings.dependencies import (
@@ -22,8 +22,11 @@ from app.bookings.schemas import (
 from app.core.openapi import problem_responses
 from app.core.pagination import Page, PageRequestDep
 from app.core.preconditions import IfMatch, etag, required_versions
+from app.core.routing import DomainRouter
 
-bookings_router = APIRouter(prefix="/bookings", tags=["bookings"], responses=problem_responses(401))
+bookings_router = DomainRouter(
+    prefix="/bookings", tags=["bookings"], responses=problem_responses(401)
+)
 REFUSALS = problem_responses(409, 422, model=BookingProblem)
 """A refused booking: 409 when the time is taken, 422 when only the rules say no."""
 CHANGE_PROBLEMS = {**problem_responses(403, 404, 412, 428), **REFUSALS}

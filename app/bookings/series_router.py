@@ -1,6 +1,6 @@
 """`/bookings/series`: recurring bookings, made at once and changed one, following or all."""
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import Request, Response, status
 
 from app.auth.dependencies import IdempotencyDep
 from app.bookings.dependencies import ActorDep
@@ -20,8 +20,9 @@ from app.bookings.series_schemas import (
 )
 from app.core.openapi import problem_responses
 from app.core.preconditions import IfMatch, etag, required_versions
+from app.core.routing import DomainRouter
 
-series_router = APIRouter(
+series_router = DomainRouter(
     prefix="/bookings/series", tags=["bookings"], responses=problem_responses(401)
 )
 REFUSED = problem_responses(409, model=SeriesProblem)

@@ -3,18 +3,19 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import Depends, Query, Request, Response, status
 
 from app.auth.dependencies import AdminUser, CurrentUser, IdempotencyDep, limit_credentials
 from app.core.openapi import problem_responses
 from app.core.pagination import Page, PageRequestDep
 from app.core.preconditions import IfMatch, etag, required_versions
+from app.core.routing import DomainRouter
 from app.core.types import QueryFlag, SingleLine
 from app.users.dependencies import UserServiceDep
 from app.users.models import User
 from app.users.schemas import AdminUpdate, Role, SelfUpdate, UserCreate, UserFilter, UserRead
 
-router = APIRouter(prefix="/users", tags=["users"], responses=problem_responses(401))
+router = DomainRouter(prefix="/users", tags=["users"], responses=problem_responses(401))
 UPDATE_PROBLEMS = problem_responses(404, 409, 412, 428)
 
 
