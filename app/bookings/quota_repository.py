@@ -5,15 +5,17 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ScalarSelect, func, select, text
+from sqlalchemy import ScalarSelect, Select, bindparam, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.bookings.models import HOLDING_STATUSES, Booking, BookingKind
 
 LOCK_PREFIX = b"roombook.quota:"
 """Salts the advisory lock ids, so they do not coincide with other advisory locks' ids."""
+LOCK_OWNER = text("SELECT pg_advisory_xact_lock(:id)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,9 +42,7 @@ class QuotaRepository:
 
     async def lock_owner(self, *, owner_id: uuid.UUID) -> None:
         """Wait for the member's quota lock; it is held until the transaction ends."""
-        await self.session.execute(
-            text("SELECT pg_advisory_xact_lock(:id)"), {"id": owner_lock_id(owner_id)}
-        )
+        await self.session.execute(LOCK_OWNER, {"id": owner_lock_id(owner_id)})
 
     async def held(
         self,
@@ -58,51 +58,75 @@ class QuotaRepository:
         seconds held inside each window; `other_than` (a booking being moved) is left out
         of the sums.
         """
-        columns: list[ScalarSelect[Any]] = [
-            _seconds_held(owner_id=owner_id, window=window, other_than=other_than)
-            for window in windows
-        ]
+        statement = held_statement(
+            counts_unended=unended_after is not None,
+            windows=len(windows),
+            leaves_one_out=other_than is not None,
+        )
+        parameters: dict[str, Any] = {"owner_id": owner_id}
+        if other_than is not None:
+            parameters["other_than"] = other_than
         if unended_after is not None:
-            columns.insert(0, _count_unended(owner_id=owner_id, now=unended_after))
-        row = (await self.session.execute(select(*columns))).one()
+            parameters["unended_after"] = unended_after
+        for number, (window_start, window_end) in enumerate(windows):
+            parameters[f"window_start_{number}"] = window_start
+            parameters[f"window_end_{number}"] = window_end
+        row = (await self.session.execute(statement, parameters)).one()
         values = list(row)
         unended = None if unended_after is None else int(values.pop(0) or 0)
         return Held(unended=unended, seconds=[float(value or 0) for value in values])
 
 
-def _holding_bookings_of(owner_id: uuid.UUID, other_than: uuid.UUID | None) -> list[Any]:
+@lru_cache(maxsize=16)
+def held_statement(*, counts_unended: bool, windows: int, leaves_one_out: bool) -> Select[Any]:
+    """The one SELECT of `QuotaRepository.held` for this shape, built once with parameters.
+
+    Built per call, its construction and cache key cost more CPU than the rest of the
+    quota check; there are only a few shapes (one or two weeks, a move or not).
+    """
+    columns = [
+        _seconds_held(number=number, leaves_one_out=leaves_one_out) for number in range(windows)
+    ]
+    if counts_unended:
+        columns.insert(0, _count_unended())
+    return select(*columns)
+
+
+def _holding_bookings(*, leaves_one_out: bool) -> list[Any]:
     """The member's bookings (no blackouts) that hold a room, less one being moved."""
     conditions: list[Any] = [
-        Booking.owner_id == owner_id,
+        Booking.owner_id == bindparam("owner_id"),
         Booking.kind == BookingKind.BOOKING.value,
         Booking.status.in_(HOLDING_STATUSES),
     ]
-    if other_than is not None:
-        conditions.append(Booking.id != other_than)
+    if leaves_one_out:
+        conditions.append(Booking.id != bindparam("other_than"))
     return conditions
 
 
-def _count_unended(*, owner_id: uuid.UUID, now: datetime) -> ScalarSelect[Any]:
-    """How many of the member's holding bookings end after `now`."""
+def _count_unended() -> ScalarSelect[Any]:
+    """How many of the member's holding bookings end after `unended_after`."""
     return (
         select(func.count())
-        .where(*_holding_bookings_of(owner_id, None), Booking.ends_at > now)
+        .where(
+            *_holding_bookings(leaves_one_out=False),
+            Booking.ends_at > bindparam("unended_after"),
+        )
         .scalar_subquery()
     )
 
 
-def _seconds_held(
-    *, owner_id: uuid.UUID, window: tuple[datetime, datetime], other_than: uuid.UUID | None
-) -> ScalarSelect[Any]:
-    """Seconds of the member's holding bookings inside the window, clipped to it."""
-    window_start, window_end = window
+def _seconds_held(*, number: int, leaves_one_out: bool) -> ScalarSelect[Any]:
+    """Seconds of the member's holding bookings inside window `number`, clipped to it."""
+    window_start = bindparam(f"window_start_{number}", type_=Booking.starts_at.type)
+    window_end = bindparam(f"window_end_{number}", type_=Booking.ends_at.type)
     clipped = func.least(Booking.ends_at, window_end) - func.greatest(
         Booking.starts_at, window_start
     )
     return (
         select(func.coalesce(func.sum(func.extract("epoch", clipped)), 0))
         .where(
-            *_holding_bookings_of(owner_id, other_than),
+            *_holding_bookings(leaves_one_out=leaves_one_out),
             Booking.starts_at < window_end,
             Booking.ends_at > window_start,
         )

@@ -30,6 +30,14 @@ from app.bookings.schemas import BookingFilter
 from app.core.db import LIKE_ESCAPE, contains_pattern, update_bumping_version
 from app.core.pagination import PageRequest, SortValue, fetch_page
 
+ROOM_FOR_SHARE = (
+    select(Room)
+    .where(Room.id == bindparam("room_id"))
+    .with_for_update(read=True)
+    .execution_options(populate_existing=True)
+)
+"""A room, locked against changes, in its latest state; built once (it runs with every booking)."""
+
 
 class RoomRepository:
     """Reads and writes rooms in the caller's session."""
@@ -40,9 +48,8 @@ class RoomRepository:
     async def get(self, *, room_id: uuid.UUID, for_share: bool = False) -> Room | None:
         """Load one room by id; `for_share` locks it against changes and reads its latest state."""
         if for_share:
-            return await self.session.get(
-                Room, room_id, with_for_update={"read": True}, populate_existing=True
-            )
+            found = await self.session.execute(ROOM_FOR_SHARE, {"room_id": room_id})
+            return found.scalar_one_or_none()
         return await self.session.get(Room, room_id)
 
     async def add(self, *, room: Room) -> Room:
