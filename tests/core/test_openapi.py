@@ -13,7 +13,8 @@ from pydantic import SecretStr
 
 from app.core.config import HttpSettings, SecuritySettings
 from app.core.openapi import operation_id, problem_responses
-from app.factory import API_PREFIX, create_app
+from app.core.routing import API_PREFIX
+from app.factory import create_app
 from tests.conftest import make_settings
 from tests.core.support import assert_problem, serve
 from tests.core.test_settings import run_python
