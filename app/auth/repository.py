@@ -82,6 +82,19 @@ PRINCIPAL = (
 parameters instead of an ORM expression assembled per call."""
 
 
+LIVE_SESSIONS = (
+    select(*SESSION_READ_COLUMNS)
+    .where(
+        AuthSession.user_id == bindparam("user_id"),
+        AuthSession.revoked_at.is_(None),
+        AuthSession.expires_at > bindparam("now", type_=AuthSession.expires_at.type),
+        AuthSession.last_used_at > bindparam("idle_since", type_=AuthSession.last_used_at.type),
+    )
+    .order_by(AuthSession.created_at.desc(), AuthSession.id.desc())
+)
+"""A user's live sessions, newest first; built once like the guard's query."""
+
+
 class AuthRepository:
     """Reads and writes sessions, refresh tokens and throttles in the caller's session."""
 
@@ -179,17 +192,8 @@ class AuthRepository:
 
         Rows, not ORM objects: the list is only shown, so the identity map would only add work.
         """
-        statement = (
-            select(*SESSION_READ_COLUMNS)
-            .where(
-                AuthSession.user_id == user_id,
-                AuthSession.revoked_at.is_(None),
-                AuthSession.expires_at > now,
-                AuthSession.last_used_at > now - idle,
-            )
-            .order_by(AuthSession.created_at.desc(), AuthSession.id.desc())
-        )
-        return (await self.session.execute(statement)).all()
+        parameters = {"user_id": user_id, "now": now, "idle_since": now - idle}
+        return (await self.session.execute(LIVE_SESSIONS, parameters)).all()
 
     async def reserve_attempt(
         self, *, user_id: uuid.UUID, scope: str, now: datetime, policy: DelayPolicy

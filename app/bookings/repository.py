@@ -37,6 +37,10 @@ ROOM_FOR_SHARE = (
     .execution_options(populate_existing=True)
 )
 """A room, locked against changes, in its latest state; built once (it runs with every booking)."""
+BOOKING_BY_ID = select(Booking).where(
+    Booking.id == bindparam("booking_id"), Booking.kind == BookingKind.BOOKING.value
+)
+"""One booking, never a blackout; built once (`Session.get` builds its SELECT on every call)."""
 
 
 class RoomRepository:
@@ -208,8 +212,8 @@ class BookingRepository:
 
     async def get(self, *, booking_id: uuid.UUID) -> Booking | None:
         """Load one booking by id; a blackout's id finds nothing."""
-        booking = await self.session.get(Booking, booking_id)
-        return booking if booking is not None and booking.kind == BookingKind.BOOKING else None
+        found = await self.session.execute(BOOKING_BY_ID, {"booking_id": booking_id})
+        return found.scalar_one_or_none()
 
     async def add(self, *, booking: Booking) -> Booking:
         """Insert a booking and read back its server-set columns."""
