@@ -1,8 +1,9 @@
 """Every query on the `rooms` and `bookings` tables."""
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -12,6 +13,7 @@ from sqlalchemy import (
     Integer,
     Interval,
     Row,
+    Select,
     and_,
     bindparam,
     exists,
@@ -28,7 +30,13 @@ from app.bookings.models import HOLDING_STATUSES, Booking, BookingKind, BookingS
 from app.bookings.room_schemas import RoomFilter
 from app.bookings.schemas import BookingFilter
 from app.core.db import LIKE_ESCAPE, contains_pattern, update_bumping_version
-from app.core.pagination import PageRequest, SortValue, fetch_page
+from app.core.pagination import (
+    PageRequest,
+    SortValue,
+    fetch_page,
+    fetch_prebuilt_page,
+    keyset_statement,
+)
 
 ROOM_FOR_SHARE = (
     select(Room)
@@ -308,25 +316,51 @@ class BookingRepository:
         self, *, filters: BookingFilter, page: PageRequest
     ) -> tuple[Sequence[Booking], tuple[SortValue, uuid.UUID] | None]:
         """One page of matching bookings by start (then id), earliest first."""
-        statement = select(Booking).where(Booking.kind == BookingKind.BOOKING.value)
-        if filters.owner_id is not None:
-            statement = statement.where(Booking.owner_id == filters.owner_id)
-        if filters.room_id is not None:
-            statement = statement.where(Booking.room_id == filters.room_id)
-        if filters.status is not None:
-            statement = statement.where(Booking.status == filters.status.value)
-        if filters.starts_from is not None:
-            statement = statement.where(Booking.starts_at >= filters.starts_from)
-        if filters.starts_before is not None:
-            statement = statement.where(Booking.starts_at < filters.starts_before)
-        return await fetch_page(
+        parameters = {
+            "owner_id": filters.owner_id,
+            "room_id": filters.room_id,
+            "status": None if filters.status is None else filters.status.value,
+            "starts_from": filters.starts_from,
+            "starts_before": filters.starts_before,
+        }
+        statement = bookings_page_statement(
+            filtered_by=frozenset(name for name, value in parameters.items() if value is not None),
+            after=page.after is not None,
+        )
+        return await fetch_prebuilt_page(
             self.session,
             statement=statement,
-            sort_column=Booking.starts_at,
-            id_column=Booking.id,
+            parameters=parameters,
+            sort_key="starts_at",
+            id_key="id",
             page=page,
-            descending=False,
         )
+
+
+BOOKING_FILTERS: dict[str, Callable[[BindParameter[Any]], ColumnElement[bool]]] = {
+    "owner_id": lambda value: Booking.owner_id == value,
+    "room_id": lambda value: Booking.room_id == value,
+    "status": lambda value: Booking.status == value,
+    "starts_from": lambda value: Booking.starts_at >= value,
+    "starts_before": lambda value: Booking.starts_at < value,
+}
+"""Each filter of the booking list, as the condition on its bound parameter."""
+
+
+@lru_cache(maxsize=128)
+def bookings_page_statement(*, filtered_by: frozenset[str], after: bool) -> Select[Booking]:
+    """A page of bookings by start, for one combination of filters, built once."""
+    statement = select(Booking).where(Booking.kind == BookingKind.BOOKING.value)
+    for name in sorted(filtered_by):
+        # A bound parameter takes the type of the column it is compared with.
+        statement = statement.where(BOOKING_FILTERS[name](bindparam(name)))
+    return keyset_statement(
+        statement,
+        sort_column=Booking.starts_at,
+        id_column=Booking.id,
+        after=after,
+        descending=False,
+    )
 
 
 class AvailabilityRepository:

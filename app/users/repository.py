@@ -2,18 +2,43 @@
 
 import uuid
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Row, func, or_, select
+from sqlalchemy import Row, Select, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import LIKE_ESCAPE, contains_pattern, update_bumping_version
-from app.core.pagination import PageRequest, SortValue, fetch_page
+from app.core.pagination import PageRequest, SortValue, fetch_prebuilt_page, keyset_statement
 from app.users.models import User
 from app.users.schemas import Role, UserFilter, UserRead
 
 READ_COLUMNS = tuple(User.__table__.c[name] for name in UserRead.model_fields)
 """The columns of `UserRead`: a list reads them as plain rows, not as tracked ORM objects."""
+
+
+@lru_cache(maxsize=32)
+def users_page_statement(
+    *, by_role: bool, by_active: bool, by_text: bool, after: bool
+) -> Select[Any]:
+    """A page of users' public columns, newest first, for one combination of filters.
+
+    Core rows: nothing on a page is changed, so the identity map would only add work.
+    """
+    statement = select(*READ_COLUMNS)
+    if by_role:
+        statement = statement.where(User.role == bindparam("role"))
+    if by_active:
+        statement = statement.where(User.is_active == bindparam("active"))
+    if by_text:
+        pattern = bindparam("pattern", type_=User.email.type)
+        statement = statement.where(
+            or_(
+                User.email.ilike(pattern, escape=LIKE_ESCAPE),
+                User.full_name.ilike(pattern, escape=LIKE_ESCAPE),
+            )
+        )
+    return keyset_statement(statement, sort_column=User.created_at, id_column=User.id, after=after)
 
 
 class UserRepository:
@@ -51,25 +76,23 @@ class UserRepository:
         self, *, filters: UserFilter, page: PageRequest
     ) -> tuple[Sequence[Row[Any]], tuple[SortValue, uuid.UUID] | None]:
         """One page of matching users' public columns, newest first."""
-        # Core rows: nothing on a page is changed, so the identity map would only add work.
-        statement = select(*READ_COLUMNS)
-        if filters.role is not None:
-            statement = statement.where(User.role == filters.role.value)
-        if filters.active is not None:
-            statement = statement.where(User.is_active.is_(filters.active))
-        if filters.q:
-            pattern = contains_pattern(filters.q)
-            statement = statement.where(
-                or_(
-                    User.email.ilike(pattern, escape=LIKE_ESCAPE),
-                    User.full_name.ilike(pattern, escape=LIKE_ESCAPE),
-                )
-            )
-        return await fetch_page(
+        statement = users_page_statement(
+            by_role=filters.role is not None,
+            by_active=filters.active is not None,
+            by_text=bool(filters.q),
+            after=page.after is not None,
+        )
+        parameters: dict[str, Any] = {
+            "role": None if filters.role is None else filters.role.value,
+            "active": filters.active,
+            "pattern": contains_pattern(filters.q) if filters.q else None,
+        }
+        return await fetch_prebuilt_page(
             self.session,
             statement=statement,
-            sort_column=User.created_at,
-            id_column=User.id,
+            parameters=parameters,
+            sort_key="created_at",
+            id_key="id",
             page=page,
         )
 
