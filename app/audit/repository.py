@@ -2,17 +2,24 @@
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Row, Select, func, select, text
+from sqlalchemy import BindParameter, ColumnElement, Row, Select, bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from app.audit.models import GENESIS_HASH, HEAD_ID, AuditChainHead, AuditEvent
 from app.audit.schemas import AuditEventRead, AuditFilter
-from app.core.pagination import PageRequest, SortValue, fetch_page
+from app.core.pagination import (
+    PageRequest,
+    SortValue,
+    fetch_prebuilt_page,
+    filters_given,
+    keyset_statement,
+)
 
 EXPORT_BATCH_ROWS = 1000
 
@@ -89,6 +96,41 @@ def filtered(*, filters: AuditFilter) -> Select[AuditEvent]:
     return statement
 
 
+EVENT_FILTERS: dict[str, Callable[[BindParameter[Any]], ColumnElement[bool]]] = {
+    "actor_id": lambda value: AuditEvent.actor_id == value,
+    "action": lambda value: AuditEvent.action == value,
+    "entity_type": lambda value: AuditEvent.entity_type == value,
+    "entity_id": lambda value: AuditEvent.entity_id == value,
+    "since": lambda value: AuditEvent.occurred_at >= value,
+    "until": lambda value: AuditEvent.occurred_at < value,
+}
+"""Each filter of the audit list, as the condition on its bound parameter."""
+
+
+@lru_cache(maxsize=128)
+def events_page_statement(
+    *, filtered_by: frozenset[str], action_prefix: bool, after: bool
+) -> Select[Any]:
+    """A page of entries as plain rows, newest first, for one combination of filters.
+
+    Built once per combination, as `filtered` builds the export's statement per request;
+    an action ending in `.` is a prefix (`booking.` is every booking action).
+    """
+    statement = select(*_events.c)
+    for name in sorted(filtered_by):
+        # A bound parameter takes the type of the column it is compared with.
+        value: BindParameter[Any] = bindparam(name)
+        condition = (
+            AuditEvent.action.like(value, escape="\\")
+            if name == "action" and action_prefix
+            else EVENT_FILTERS[name](value)
+        )
+        statement = statement.where(condition)
+    return keyset_statement(
+        statement, sort_column=AuditEvent.occurred_at, id_column=AuditEvent.id, after=after
+    )
+
+
 class ChainWriter:
     """The chain append, run with the synchronous session inside the commit."""
 
@@ -159,11 +201,27 @@ class AuditRepository:
 
         Rows, not ORM objects: a page is only shown, so the identity map would only add work.
         """
-        return await fetch_page(
+        action = filters.action
+        action_prefix = action is not None and action.endswith(".")
+        parameters = {
+            "actor_id": filters.actor_id,
+            "action": _escape_like(action) + "%" if action and action_prefix else action,
+            "entity_type": filters.entity_type,
+            "entity_id": filters.entity_id,
+            "since": filters.since,
+            "until": filters.until,
+        }
+        statement = events_page_statement(
+            filtered_by=filters_given(parameters),
+            action_prefix=action_prefix,
+            after=page.after is not None,
+        )
+        return await fetch_prebuilt_page(
             self.session,
-            statement=filtered(filters=filters).with_only_columns(*_events.c),
-            sort_column=AuditEvent.occurred_at,
-            id_column=AuditEvent.id,
+            statement=statement,
+            parameters=parameters,
+            sort_key="occurred_at",
+            id_key="id",
             page=page,
         )
 

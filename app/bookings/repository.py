@@ -35,6 +35,7 @@ from app.core.pagination import (
     SortValue,
     fetch_page,
     fetch_prebuilt_page,
+    filters_given,
     keyset_statement,
 )
 
@@ -324,7 +325,7 @@ class BookingRepository:
             "starts_before": filters.starts_before,
         }
         statement = bookings_page_statement(
-            filtered_by=frozenset(name for name, value in parameters.items() if value is not None),
+            filtered_by=filters_given(parameters),
             after=page.after is not None,
         )
         return await fetch_prebuilt_page(

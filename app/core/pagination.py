@@ -121,6 +121,11 @@ async def fetch_page(
     )
 
 
+def filters_given(parameters: Mapping[str, Any]) -> frozenset[str]:
+    """The names of the filters that have a value: the shape a page statement is kept by."""
+    return frozenset(name for name, value in parameters.items() if value is not None)
+
+
 def keyset_statement(
     statement: Select[RowT],
     *,
