@@ -46,6 +46,8 @@ ROOM_FOR_SHARE = (
     .execution_options(populate_existing=True)
 )
 """A room, locked against changes, in its latest state; built once (it runs with every booking)."""
+ROOM_BY_ID = select(Room).where(Room.id == bindparam("room_id"))
+"""A room by id; built once (`Session.get` builds its SELECT on every call)."""
 BOOKING_BY_ID = select(Booking).where(
     Booking.id == bindparam("booking_id"), Booking.kind == BookingKind.BOOKING.value
 )
@@ -60,10 +62,10 @@ class RoomRepository:
 
     async def get(self, *, room_id: uuid.UUID, for_share: bool = False) -> Room | None:
         """Load one room by id; `for_share` locks it against changes and reads its latest state."""
-        if for_share:
-            found = await self.session.execute(ROOM_FOR_SHARE, {"room_id": room_id})
-            return found.scalar_one_or_none()
-        return await self.session.get(Room, room_id)
+        found = await self.session.execute(
+            ROOM_FOR_SHARE if for_share else ROOM_BY_ID, {"room_id": room_id}
+        )
+        return found.scalar_one_or_none()
 
     async def add(self, *, room: Room) -> Room:
         """Insert a room and read back its server-set columns."""
@@ -137,6 +139,29 @@ def _holding(room_id: Any, span: ColumnElement[Any]) -> ColumnElement[bool]:
 
 def _span(starts_at: Any, ends_at: Any) -> ColumnElement[Any]:
     return func.tstzrange(starts_at, ends_at, "[)")
+
+
+BLOCKING_ROWS = (
+    select(
+        Booking.starts_at,
+        Booking.ends_at,
+        Booking.blocked_until,
+        Booking.kind,
+        Booking.status,
+        Booking.owner_id,
+    )
+    .where(
+        _holding(
+            bindparam("room_id", type_=Booking.room_id.type),
+            _span(
+                bindparam("window_start", type_=Booking.starts_at.type),
+                bindparam("window_end", type_=Booking.ends_at.type),
+            ),
+        )
+    )
+    .order_by(Booking.starts_at)
+)
+"""Bookings and blackouts holding a room in a window, built once (every availability asks)."""
 
 
 def _blocked_by_booking_in_room(
@@ -374,19 +399,8 @@ class AvailabilityRepository:
         self, *, room_id: uuid.UUID, window_start: datetime, window_end: datetime
     ) -> Sequence[BlockingRow]:
         """Bookings and blackouts holding the room whose blocked range meets the window."""
-        statement = (
-            select(
-                Booking.starts_at,
-                Booking.ends_at,
-                Booking.blocked_until,
-                Booking.kind,
-                Booking.status,
-                Booking.owner_id,
-            )
-            .where(_holding(room_id, _span(window_start, window_end)))
-            .order_by(Booking.starts_at)
-        )
-        return (await self.session.execute(statement)).all()
+        parameters = {"room_id": room_id, "window_start": window_start, "window_end": window_end}
+        return (await self.session.execute(BLOCKING_ROWS, parameters)).all()
 
     async def unblocked_rooms(
         self,
