@@ -22,7 +22,6 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
-    tuple_,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -165,7 +164,9 @@ BLOCKING_ROWS = (
 
 
 def _blocked_by_booking_in_room(
-    starts_at: datetime, ends_at: datetime, default_buffer_minutes: int
+    starts_at: datetime | BindParameter[Any],
+    ends_at: datetime | BindParameter[Any],
+    default_buffer_minutes: int | BindParameter[Any],
 ) -> ColumnElement[Any]:
     """The range a booking of `[starts_at, ends_at)` would block in the room of the query.
 
@@ -175,7 +176,35 @@ def _blocked_by_booking_in_room(
     buffer = func.coalesce(
         Room.policy["buffer_minutes"].astext.cast(Integer), default_buffer_minutes
     )
-    return _span(starts_at, literal(ends_at, DateTime(timezone=True)) + buffer * ONE_MINUTE)
+    end = (
+        ends_at if isinstance(ends_at, BindParameter) else literal(ends_at, DateTime(timezone=True))
+    )
+    return _span(starts_at, end + buffer * ONE_MINUTE)
+
+
+@lru_cache(maxsize=16)
+def unblocked_rooms_statement(
+    *, by_capacity: bool, by_amenities: bool, after: bool
+) -> Select[Room]:
+    """Active rooms nothing blocks for a booking, by name, for one combination of filters.
+
+    Built once per combination (free rooms are asked for often and the statement is large).
+    """
+    blocked = _blocked_by_booking_in_room(
+        bindparam("starts_at", type_=Booking.starts_at.type),
+        bindparam("ends_at", type_=Booking.ends_at.type),
+        bindparam("default_buffer_minutes", type_=Integer()),
+    )
+    statement = select(Room).where(
+        Room.is_active.is_(True), ~exists().where(_holding(Room.id, blocked))
+    )
+    if by_capacity:
+        statement = statement.where(Room.capacity >= bindparam("min_capacity"))
+    if by_amenities:
+        statement = statement.where(Room.amenities.contains(bindparam("amenities")))
+    return keyset_statement(
+        statement, sort_column=Room.name, id_column=Room.id, after=after, descending=False
+    )
 
 
 class BlackoutRepository:
@@ -414,15 +443,19 @@ class AvailabilityRepository:
         limit: int,
     ) -> Sequence[Room]:
         """Active matching rooms a booking of `[starts_at, ends_at)` would fit in, by name."""
-        blocked = _blocked_by_booking_in_room(starts_at, ends_at, default_buffer_minutes)
-        statement = select(Room).where(
-            Room.is_active.is_(True), ~exists().where(_holding(Room.id, blocked))
+        statement = unblocked_rooms_statement(
+            by_capacity=min_capacity is not None,
+            by_amenities=bool(amenities),
+            after=after is not None,
         )
-        if min_capacity is not None:
-            statement = statement.where(Room.capacity >= min_capacity)
-        if amenities:
-            statement = statement.where(Room.amenities.contains(list(amenities)))
+        parameters: dict[str, Any] = {
+            "starts_at": starts_at,
+            "ends_at": ends_at,
+            "default_buffer_minutes": default_buffer_minutes,
+            "min_capacity": min_capacity,
+            "amenities": list(amenities),
+            "page_limit": limit,
+        }
         if after is not None:
-            statement = statement.where(tuple_(Room.name, Room.id) > after)
-        statement = statement.order_by(Room.name, Room.id).limit(limit)
-        return (await self.session.scalars(statement)).all()
+            parameters["after_sort"], parameters["after_id"] = after
+        return (await self.session.scalars(statement, parameters)).all()
