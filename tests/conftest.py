@@ -2,6 +2,7 @@
 
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 import pytest
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.audit.service import build_audit_service
 from app.auth.passwords import normalise_password
 from app.auth.service import build_session_service
+from app.core import security
 from app.core.config import (
     AuditSettings,
     DatabaseSettings,
@@ -37,6 +39,40 @@ TEST_CHAIN_KEY = "roombook-test-audit-chain-key-of-at-least-32-bytes"
 DEFAULT_PASSWORD = "a perfectly long test passphrase 4 roombook"
 """Password of users made by `create_user` unless told otherwise; passes the policy."""
 GENEROUS_LIMIT = "100000/minute"
+
+
+class RunLongHashPool(ThreadPoolExecutor):
+    """A hashing pool that outlives the app that asked for it, for the rest of the test run."""
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Keep the threads: the next app with the same pool shape reuses them."""
+
+    def end(self) -> None:
+        """Stop the threads at the end of the run."""
+        super().shutdown(wait=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def hash_threads_live_all_run() -> Iterator[None]:
+    """Every app of the run hashes on one pool per shape, whose threads never exit mid-run.
+
+    Coverage's greenlet mode gives each traced thread greenlet state, and greenlet's clean-up
+    of an exited thread's state has spun forever in CI. Hundreds of apps each closing their
+    own pool made hundreds of such exits.
+    """
+    pools: dict[tuple[object, ...], RunLongHashPool] = {}
+
+    def shared_pool(max_workers: int, **options: Any) -> RunLongHashPool:
+        key = (max_workers, *sorted((name, repr(value)) for name, value in options.items()))
+        if key not in pools:
+            pools[key] = RunLongHashPool(max_workers, **options)
+        return pools[key]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(security, "ThreadPoolExecutor", shared_pool)
+        yield
+    for pool in pools.values():
+        pool.end()
 
 
 @pytest.fixture(scope="session", autouse=True)
