@@ -13,7 +13,11 @@ from app.bookings.availability import busy_interval
 from app.bookings.errors import BlackoutConflict, BlackoutNotFound
 from app.bookings.events import EventPublisher
 from app.bookings.models import Booking, BookingKind, BookingStatus, Room
-from app.bookings.repository import AvailabilityRepository, BlackoutRepository
+from app.bookings.repository import (
+    AvailabilityRepository,
+    BlackoutRepository,
+    claiming_room_time,
+)
 from app.bookings.room_schemas import BlackoutCreate, BusyRead
 from app.bookings.service import is_overlap
 from app.core.clock import Clock
@@ -60,7 +64,7 @@ class BlackoutService:
         try:
             # The exclusion constraint judges a blackout as it judges bookings: no check first
             # that a concurrent booking could slip past. The savepoint keeps the request usable.
-            async with self.session.begin_nested():
+            async with claiming_room_time(self.session, room_id=blackout.room_id):
                 await self.blackouts.add(blackout=blackout)
         except IntegrityError as exc:
             if not is_overlap(exc):

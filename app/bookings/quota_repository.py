@@ -1,6 +1,5 @@
 """The queries behind members' quotas: the per-member lock, and what a member already holds."""
 
-import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,10 +11,11 @@ from sqlalchemy import ScalarSelect, Select, bindparam, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.bookings.models import HOLDING_STATUSES, Booking, BookingKind
+from app.core.locks import WAIT_FOR_LOCK, advisory_lock_id
 
 LOCK_PREFIX = b"roombook.quota:"
 """Salts the advisory lock ids, so they do not coincide with other advisory locks' ids."""
-LOCK_OWNER = text("SELECT pg_advisory_xact_lock(:id)")
+LOCK_OWNER = text(WAIT_FOR_LOCK)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +30,7 @@ class Held:
 
 def owner_lock_id(owner_id: uuid.UUID) -> int:
     """The 64-bit advisory lock id of one member's quota."""
-    digest = hashlib.sha256(LOCK_PREFIX + owner_id.bytes).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
+    return advisory_lock_id(LOCK_PREFIX, owner_id.bytes)
 
 
 class QuotaRepository:

@@ -34,7 +34,7 @@ from app.bookings.policy import (
     effective_policy,
 )
 from app.bookings.quotas import QuotaGuard
-from app.bookings.repository import BookingRepository, RoomRepository
+from app.bookings.repository import BookingRepository, RoomRepository, claiming_room_time
 from app.bookings.rules import (
     Violation,
     ViolationCode,
@@ -220,7 +220,7 @@ class BookingService:
         try:
             # The constraint decides who gets a contested slot; the savepoint keeps the unit
             # of work usable, so the refusal can be explained with what holds the room.
-            async with self.session.begin_nested():
+            async with claiming_room_time(self.session, room_id=booking.room_id):
                 await self.bookings.add(booking=booking)
         except IntegrityError as exc:
             if not is_overlap(exc):
@@ -316,7 +316,7 @@ class BookingService:
             values["rules_overridden"] = True
         try:
             # As at creation: the constraint refuses a move onto a taken time.
-            async with self.session.begin_nested():
+            async with claiming_room_time(self.session, room_id=proposal.room.id):
                 updated = await self._apply(booking=booking, values=values)
         except IntegrityError as exc:
             if not is_overlap(exc):

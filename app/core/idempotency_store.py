@@ -5,7 +5,6 @@ committed outcome is ever replayed: a request that fails or rolls back stores no
 and its retry runs again.
 """
 
-import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,6 +30,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.config import Settings
 from app.core.db import Base, create_engine, create_session_factory
+from app.core.locks import advisory_lock_id
 
 LOCK_PREFIX = b"roombook.idempotency:"
 """Salts the advisory lock ids, so they do not coincide with other advisory locks' ids."""
@@ -77,8 +77,7 @@ class StoredAnswer:
 
 def lock_id(*, caller_id: uuid.UUID, key: str) -> int:
     """The 64-bit advisory lock id of one caller's key."""
-    digest = hashlib.sha256(LOCK_PREFIX + caller_id.bytes + key.encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
+    return advisory_lock_id(LOCK_PREFIX, caller_id.bytes, key.encode())
 
 
 TRY_LOCK = text("SELECT pg_try_advisory_xact_lock(:id)")

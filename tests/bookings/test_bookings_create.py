@@ -89,9 +89,9 @@ async def test_a_member_books_with_one_statement_per_step(
     assert response.status_code == 201, response.text
     # The test's transaction wraps each request in a savepoint; the app sends the rest.
     seen = [statement for statement, _ in captured if "SAVEPOINT" not in statement]
-    # Guard, room, quota lock, quota read, insert, event, audit head and audit append:
-    # both quotas are read in one statement.
-    assert len(seen) == 8, seen
+    # Guard, room, quota lock, quota read, the room's turn, insert, event, audit head and
+    # audit append: both quotas are read in one statement.
+    assert len(seen) == 9, seen
     [quota_read] = [statement for statement in seen if "count(*)" in statement]
     assert "sum(EXTRACT(epoch" in quota_read
 

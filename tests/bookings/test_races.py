@@ -1,17 +1,19 @@
 """Fifty bookings racing for one slot through real connections: exactly one gets the room.
 
 Each request runs in its own transaction on its own pooled connection. The contenders are
-held at a barrier right before their INSERT (or the UPDATE of a move) until every one of
-them has passed the rules, so only the exclusion constraint `bookings_no_overlap` can pick
-the winner. Without it all fifty would be written, every run.
+held at a barrier right before they take their turn at the room and INSERT (or UPDATE, for
+a move), until every one of them has passed the rules, so only the exclusion constraint
+`bookings_no_overlap` can pick the winner. Without it all fifty would be written, every
+run. Contenders writing at once without turns can deadlock on each other's uncommitted
+rows (`test_room_turns.py` proves the turns); a victim's request would be re-run, and the
+log of such retries must stay empty.
 """
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from asgi_lifespan import LifespanManager
@@ -23,12 +25,12 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.audit.models import AuditEvent
+from app.bookings import repository
 from app.bookings.models import HOLDING_STATUSES, Booking, Room
-from app.bookings.repository import BookingRepository
 from app.core.config import BookingSettings, DatabaseSettings
 from app.factory import create_app
 from app.users.schemas import Role
-from tests.auth.conftest import bearer, committed_user, login
+from tests.auth.conftest import bearer, committed_user, login, raw_logs
 from tests.bookings.conftest import BOOKINGS, NOW, body, if_match, local
 from tests.conftest import make_settings
 from tests.factories import BookingFactory, RoomFactory
@@ -44,6 +46,8 @@ BARRIER_TIMEOUT_S = 30.0
 """A contender that never reaches the barrier fails the test instead of hanging it."""
 CONNECT_PATIENCE_S = 60.0
 """How long the arena waits for the server to have room for all its connections."""
+RETRIED = "transaction conflict, retrying"
+"""What the log says when a deadlock victim's request is run again."""
 SLOT_START, SLOT_END = local(8, 10), local(8, 11)
 """The contested hour: Tuesday 8 January 2030, 10:00 to 11:00 in Berlin."""
 
@@ -61,19 +65,14 @@ class Arena:
 
 def racing_app(database_url: str, *, connections: int, bookings: BookingSettings) -> FastAPI:
     """An app with a pooled connection per contender whose requests see `NOW`."""
-    # The losers wait on the winner's row (or lock) until it commits; on a loaded machine that
-    # can outlast the 3 s default lock timeout, which would answer 503 instead of the refusal.
+    # The contenders queue for the room's turn, fifty deep; on a loaded machine the last can
+    # wait longer than the 3 s default lock timeout, which would answer 503, not the refusal.
     database = DatabaseSettings(
         url=SecretStr(database_url),
         statement_timeout_ms=60_000,
         lock_timeout_ms=60_000,
         idle_in_transaction_timeout_ms=60_000,
         pool_size=connections,
-        # Contenders writing into the slot at one moment wait on each other's uncommitted
-        # rows (PostgreSQL's exclusion check does) and deadlock; the victim is re-run, and on
-        # a loaded machine one can lose several times before it meets the committed winner
-        # and gets its 409. The default of 3 attempts answered 503 there.
-        retry_attempts=connections,
     )
     app = create_app(make_settings(database_url, database=database, bookings=bookings))
 
@@ -140,7 +139,7 @@ class Gate:
 
     It notes the server process of each caller's connection, to show they were distinct.
     Later calls (a request re-run after a deadlock) pass straight through: the barrier is
-    for the first meeting only.
+    for the first meeting only, and the test then fails on the retry in the log.
     """
 
     def __init__(self, parties: int) -> None:
@@ -157,6 +156,21 @@ class Gate:
         self.backends.add(await session.scalar(select(func.pg_backend_pid())) or 0)
         async with asyncio.timeout(BARRIER_TIMEOUT_S):
             await self.barrier.wait()
+
+
+def gate_the_turns(monkeypatch: pytest.MonkeyPatch) -> Gate:
+    """Hold every contender at a gate just before it takes its turn at the room and writes."""
+    gate = Gate(CONTENDERS)
+    take_turn = repository.take_room_turn
+
+    async def take_turn_when_all_judged(session: AsyncSession, *, room_id: uuid.UUID) -> None:
+        # Every contender passed the rules (and, moving, its version check): the constraint
+        # decides who gets the slot.
+        await gate.wait(session)
+        await take_turn(session, room_id=room_id)
+
+    monkeypatch.setattr(repository, "take_room_turn", take_turn_when_all_judged)
+    return gate
 
 
 def overlapping_slot(number: int) -> tuple[datetime, datetime]:
@@ -190,27 +204,21 @@ def assert_one_winner(answers: list[Response], *, won: int) -> Response:
 async def test_fifty_bookings_of_one_slot_at_once_one_is_made_and_49_refused(
     arena: Arena, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    gate = Gate(CONTENDERS)
-    add = BookingRepository.add
-
-    async def add_when_all_judged(self: BookingRepository, *, booking: Booking) -> Booking:
-        # Every contender found the rules kept and is about to insert: the constraint decides.
-        await gate.wait(self.session)
-        return await add(self, booking=booking)
-
-    monkeypatch.setattr(BookingRepository, "add", add_when_all_judged)
-    answers = await asyncio.gather(
-        *(
-            arena.client.post(
-                BOOKINGS,
-                json=body(arena.room, *overlapping_slot(number), title=f"Contender {number}"),
-                headers=arena.members[number % MEMBERS],
+    gate = gate_the_turns(monkeypatch)
+    with raw_logs() as logs:
+        answers = await asyncio.gather(
+            *(
+                arena.client.post(
+                    BOOKINGS,
+                    json=body(arena.room, *overlapping_slot(number), title=f"Contender {number}"),
+                    headers=arena.members[number % MEMBERS],
+                )
+                for number in range(CONTENDERS)
             )
-            for number in range(CONTENDERS)
         )
-    )
     monkeypatch.undo()
 
+    assert RETRIED not in logs.text
     assert len(gate.backends) == CONTENDERS
     winner = assert_one_winner(answers, won=201)
     [row] = await holding(arena.app, arena.room)
@@ -241,32 +249,24 @@ async def test_fifty_moves_onto_one_slot_at_once_one_is_made_and_49_refused(
     ]
     async with _session(arena.app) as session, session.begin():
         session.add_all(bookings)
-    gate = Gate(CONTENDERS)
-    update_versioned = BookingRepository.update_versioned
-
-    async def update_when_all_judged(
-        self: BookingRepository, *, booking_id: uuid.UUID, version: int, values: Mapping[str, Any]
-    ) -> Booking | None:
-        # Every move passed the rules and its version check: the constraint decides.
-        await gate.wait(self.session)
-        return await update_versioned(self, booking_id=booking_id, version=version, values=values)
-
-    monkeypatch.setattr(BookingRepository, "update_versioned", update_when_all_judged)
-    answers = await asyncio.gather(
-        *(
-            arena.client.patch(
-                f"{BOOKINGS}/{booking.id}",
-                json={
-                    "starts_at": overlapping_slot(number)[0].isoformat(),
-                    "ends_at": overlapping_slot(number)[1].isoformat(),
-                },
-                headers=if_match(arena.members[number % MEMBERS], 1),
+    gate = gate_the_turns(monkeypatch)
+    with raw_logs() as logs:
+        answers = await asyncio.gather(
+            *(
+                arena.client.patch(
+                    f"{BOOKINGS}/{booking.id}",
+                    json={
+                        "starts_at": overlapping_slot(number)[0].isoformat(),
+                        "ends_at": overlapping_slot(number)[1].isoformat(),
+                    },
+                    headers=if_match(arena.members[number % MEMBERS], 1),
+                )
+                for number, booking in enumerate(bookings)
             )
-            for number, booking in enumerate(bookings)
         )
-    )
     monkeypatch.undo()
 
+    assert RETRIED not in logs.text
     assert len(gate.backends) == CONTENDERS
     winner = assert_one_winner(answers, won=200)
     rows = await holding(arena.app, arena.room)
