@@ -142,6 +142,7 @@ class RoombookAPI(FastAPI):
             hsts=settings.is_production,
             no_store_prefix=f"{API_PREFIX}/",
             limit=settings.concurrency_limit,
+            admission_wait_s=settings.server.admission_wait_ms / 1000,
             # Event streams live for hours and hold no connection: EVENTS__MAX_STREAMS caps them.
             long_lived_paths=frozenset({EVENT_STREAM_PATH}),
             metrics=RequestMetrics(self.routes),

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import httpx
 from argon2 import PasswordHasher, Type
@@ -37,7 +38,13 @@ from sqlalchemy.engine import make_url
 from app import devdb
 from app.audit.chain import ChainKeys
 from app.audit.commands import describe, verify_chain
-from app.core.config import AuditSettings, DatabaseSettings, SecuritySettings, get_settings
+from app.core.config import (
+    AuditSettings,
+    DatabaseSettings,
+    SecuritySettings,
+    Settings,
+    get_settings,
+)
 from app.core.security import TokenCodec
 from benchmarks import seed
 from benchmarks.bookings_bench import (
@@ -178,6 +185,12 @@ def server_environment(
     return env
 
 
+def concurrency_limit(env: dict[str, str]) -> int:
+    """Requests the API served with `env` runs at once before it sheds load."""
+    with patch.dict(os.environ, env, clear=True):
+        return Settings(_env_file=None).concurrency_limit
+
+
 # --- scenarios -------------------------------------------------------------------------
 
 
@@ -273,6 +286,8 @@ class BookingScenarios:
     today: date
     runs_per_scenario: int
     """Warm-up plus one run per connection count: the distinct slots are shared out."""
+    admits: int
+    """Requests the served API runs at once; only beyond them may it shed load (503)."""
 
     def scenarios(
         self, accounts: Accounts, *, base_url: str, cursor: str, admin: str, members: str
@@ -312,6 +327,7 @@ class BookingScenarios:
             database_url=self.database_url,
             tokens_file=members,
             evenings_file=write_evenings(RESULTS_DIR / "contended.evenings", contended),
+            admits=self.admits,
         )
 
         monday = next_monday(self.today)
@@ -786,18 +802,20 @@ def run(options: argparse.Namespace) -> None:
             database_url=url, security=security, audit=audit, overrides=options.set
         ),
     )
+    api_env = server_environment(
+        database_url=url, security=security, audit=audit, overrides=options.set
+    )
     bench_api(
         bench,
         report,
-        env=server_environment(
-            database_url=url, security=security, audit=audit, overrides=options.set
-        ),
+        env=api_env,
         accounts=mint_accounts(plan, security, password),
         bookings=BookingScenarios(
             data=prepared.bookings,
             database_url=url,
             today=plan.today,
             runs_per_scenario=1 + len(bench.connections),
+            admits=concurrency_limit(api_env),
         ),
         only=options.only,
     )

@@ -125,8 +125,11 @@ class ServerSettings(BaseModel):
     workers: int = Field(default=2, ge=1)
     """Worker processes of `make serve`."""
     max_concurrent_requests: int | None = Field(default=None, ge=1)
-    """Requests one process serves at once; more get a 503 problem with `Retry-After`.
-    Unset means `REQUESTS_PER_CONNECTION` per pooled connection (see `concurrency_limit`)."""
+    """Requests one process serves at once; more wait (`admission_wait_ms`), then get a 503
+    problem with `Retry-After`. Unset means `REQUESTS_PER_CONNECTION` per pooled connection
+    (see `concurrency_limit`)."""
+    admission_wait_ms: int = Field(default=1000, ge=0)
+    """How long a request beyond the limit waits for a place before its 503; 0 sheds at once."""
     keep_alive_timeout_s: int = Field(default=5, ge=1)
     """An idle keep-alive connection is closed after this long."""
     header_timeout_s: float = Field(default=10.0, gt=0)

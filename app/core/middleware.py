@@ -10,6 +10,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware as StarletteCORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core.admission import Admission
 from app.core.context import RequestContext, start_context
 from app.core.errors import (
     AppError,
@@ -86,10 +87,11 @@ class EdgeMiddleware:
     Security headers go on every response; responses under `no_store_prefix` (the API)
     also get `Cache-Control: no-store`.
 
-    Load shedding: beyond `limit` requests in progress a request is answered at once with
-    a 503 problem. Queueing more work than the pool and the hash threads can serve only
-    makes every request slow; a quick 503 with `Retry-After` lets clients and balancers
-    back off.
+    Load shedding: beyond `limit` requests in progress a request waits for a place up to
+    `admission_wait_s`, then gets a 503 problem. Queueing more work than the pool and the
+    hash threads can serve only makes every request slow; a 503 with `Retry-After` lets
+    clients and balancers back off. The short wait keeps clients that retry at once from
+    spending the core on 503s while the admitted requests starve.
 
     A `Host` that is not an allowed host gets a 400 problem; the health probes are not
     checked (container and load-balancer probes call by IP, and they reveal nothing).
@@ -108,6 +110,7 @@ class EdgeMiddleware:
         hsts: bool,
         no_store_prefix: str,
         limit: int,
+        admission_wait_s: float,
         metrics: RequestMetrics,
         long_lived_paths: frozenset[str] = frozenset(),
     ) -> None:
@@ -117,8 +120,7 @@ class EdgeMiddleware:
         self.hosts = HostPolicy(allowed_hosts)
         self.hsts = hsts
         self.no_store_prefix = no_store_prefix
-        self.limit = limit
-        self.in_progress = 0
+        self.admission = Admission(limit=limit, wait_s=admission_wait_s)
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -183,19 +185,17 @@ class EdgeMiddleware:
         if scope["path"] == LIVENESS_PATH or scope["path"] in self.long_lived_paths:
             await self.app(scope, receive, send)
             return
-        # One event loop per process: the check and the increment cannot interleave.
-        if self.in_progress >= self.limit:
+        if not await self.admission.enter():
             await send_problem(
                 scope,
                 send,
                 ServiceUnavailable("The server is busy.", retry_after_s=OVERLOAD_RETRY_AFTER_S),
             )
             return
-        self.in_progress += 1
         try:
             await self.app(scope, receive, send)
         finally:
-            self.in_progress -= 1
+            self.admission.leave()
 
     def _secure(self, headers: MutableHeaders, *, docs: bool, api: bool) -> None:
         headers["x-content-type-options"] = "nosniff"

@@ -25,6 +25,7 @@ from benchmarks.bookings_bench import (
     free_rooms_path,
     iso,
     next_monday,
+    same_slot_verdict,
     statuses,
     week_paths,
     weekdays_ahead,
@@ -158,6 +159,27 @@ def test_expected_refusals_count_as_served_but_shedding_stays_an_error() -> None
     assert served.error_breakdown() == "503: 1"
     assert served.accepting({409}) == served
     assert "| 1 (503: 1) |" in table_line(Row("POST /bookings one slot", 64, served, 1.0, 0.1))
+
+
+def test_a_503_in_the_one_slot_race_is_shedding_only_beyond_the_admission_limit() -> None:
+    run = WrkRun(60, 5.0, 1.0, 2.0, non_2xx=59, socket_errors=0, statuses={201: 1, 409: 57, 503: 2})
+
+    within = same_slot_verdict(run=run, number=1, connections=64, admits=80, held=(1, 1))
+    beyond = same_slot_verdict(run=run, number=1, connections=256, admits=80, held=(1, 1))
+    clean = same_slot_verdict(
+        run=WrkRun(58, 5.0, 1.0, 2.0, non_2xx=57, socket_errors=0, statuses={201: 1, 409: 57}),
+        number=1,
+        connections=64,
+        admits=80,
+        held=(1, 1),
+    )
+
+    assert not within.passed
+    assert "2 other (2 x 503 within the 80 requests admitted at once)" in within.text
+    assert beyond.passed
+    assert "2 x 503 shed, 0 other" in beyond.text
+    assert clean.passed
+    assert not same_slot_verdict(run=run, number=1, connections=256, admits=80, held=(2, 2)).passed
 
 
 def test_checks_go_under_the_table_and_into_the_json() -> None:

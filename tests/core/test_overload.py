@@ -1,9 +1,10 @@
-"""Load shedding: beyond the concurrency limit a request gets a 503 problem at once."""
+"""Load shedding: beyond the concurrency limit a request waits a little, then gets a 503."""
 
 import asyncio
 
 import pytest
 from fastapi import FastAPI
+from httpx import AsyncClient, Response
 
 from app.core.config import DatabaseSettings, ServerSettings
 from app.factory import create_app
@@ -24,11 +25,21 @@ class Gate:
 
 @pytest.fixture
 def held_app(database_url: str) -> tuple[FastAPI, Gate]:
+    """An app serving `LIMIT` requests at once and shedding the rest without waiting."""
+    return app_with_gate(database_url, wait_ms=0)
+
+
+@pytest.fixture
+def patient_app(database_url: str) -> tuple[FastAPI, Gate]:
+    """An app serving `LIMIT` requests at once, where the rest wait for a place up to 30 s."""
+    return app_with_gate(database_url, wait_ms=30_000)
+
+
+def app_with_gate(database_url: str, *, wait_ms: int) -> tuple[FastAPI, Gate]:
     """An app serving at most `LIMIT` requests at once, with a route that waits at a gate."""
     gate = Gate()
-    app = create_app(
-        make_settings(database_url, server=ServerSettings(max_concurrent_requests=LIMIT))
-    )
+    server = ServerSettings(max_concurrent_requests=LIMIT, admission_wait_ms=wait_ms)
+    app = create_app(make_settings(database_url, server=server))
 
     @app.get("/held")
     async def held() -> dict[str, int]:
@@ -49,13 +60,19 @@ def held_app(database_url: str) -> tuple[FastAPI, Gate]:
     return app, gate
 
 
+async def take_every_place(client: AsyncClient, gate: Gate) -> list[asyncio.Task[Response]]:
+    """`LIMIT` requests held at the gate, once all of them are inside."""
+    holders = [asyncio.create_task(client.get("/held")) for _ in range(LIMIT)]
+    await gate.all_arrived.wait()
+    return holders
+
+
 async def test_requests_beyond_the_limit_are_shed_then_served_again(
     held_app: tuple[FastAPI, Gate],
 ) -> None:
     app, gate = held_app
     async with serve(app) as client:
-        holders = [asyncio.create_task(client.get("/held")) for _ in range(LIMIT)]
-        await gate.all_arrived.wait()
+        holders = await take_every_place(client, gate)
         shed = await client.get("/quick", headers={"X-Request-ID": "shed-1"})
         live = await client.get("/health/live")
         gate.open.set()
@@ -78,6 +95,23 @@ async def test_requests_beyond_the_limit_are_shed_then_served_again(
     assert after.json() == {"status": "done"}
 
 
+async def test_a_request_beyond_the_limit_waits_for_a_place_and_is_served(
+    patient_app: tuple[FastAPI, Gate],
+) -> None:
+    app, gate = patient_app
+    async with serve(app) as client:
+        holders = await take_every_place(client, gate)
+        waiting = asyncio.create_task(client.get("/quick"))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        gate.open.set()
+        held = await asyncio.gather(*holders)
+        served = await waiting
+    assert [r.status_code for r in held] == [200] * LIMIT
+    assert served.status_code == 200
+    assert served.json() == {"status": "done"}
+
+
 async def test_failed_requests_give_their_place_back(held_app: tuple[FastAPI, Gate]) -> None:
     app, _ = held_app
     async with serve(app) as client:
@@ -90,7 +124,7 @@ async def test_failed_requests_give_their_place_back(held_app: tuple[FastAPI, Ga
 def test_the_default_limit_follows_the_pool(database_url: str) -> None:
     default = make_settings(database_url)
     assert default.server.max_concurrent_requests is None
-    # 64 clients (the bench's middle load) fit; 256 are shed rather than queued.
+    # 64 clients (the bench's middle load) fit; beyond 80 they queue briefly, then are shed.
     assert default.concurrency_limit == 4 * (10 + 10) == 80
     small = make_settings(database_url, database=DatabaseSettings(pool_size=3, max_overflow=2))
     assert small.concurrency_limit == 20
