@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVarTuple
 
 from sqlalchemy import (
     BindParameter,
@@ -154,6 +154,8 @@ HOLDING: BindParameter[list[str]] = bindparam(
 planner can use it only when it sees the same values, not parameters."""
 ONE_MINUTE = literal_column("interval '1 minute'", Interval)
 
+Columns = TypeVarTuple("Columns")
+
 BlockingRow = Row[datetime, datetime, datetime, str, str, uuid.UUID]
 """`starts_at, ends_at, blocked_until, kind, status, owner_id` of a row holding a room."""
 
@@ -235,6 +237,83 @@ def unblocked_rooms_statement(
         statement = statement.where(Room.amenities.contains(bindparam("amenities")))
     return keyset_statement(
         statement, sort_column=Room.name, id_column=Room.id, after=after, descending=False
+    )
+
+
+def _window_held(statement: Select[*Columns], *, leaves_one_out: bool) -> Select[*Columns]:
+    """`statement` over the rows holding room `:room_id` in `[:window_start, :window_end)`,
+    less the booking `:other_than` when `leaves_one_out`."""
+    statement = statement.where(
+        _holding(
+            bindparam("room_id", type_=Booking.room_id.type),
+            _span(
+                bindparam("window_start", type_=Booking.starts_at.type),
+                bindparam("window_end", type_=Booking.ends_at.type),
+            ),
+        )
+    )
+    return _leaving_one_out(statement) if leaves_one_out else statement
+
+
+def _window_parameters(
+    *,
+    room_id: uuid.UUID,
+    window_start: datetime,
+    window_end: datetime,
+    other_than: uuid.UUID | None,
+) -> dict[str, Any]:
+    """The parameters of a `_window_held` statement."""
+    return {
+        "room_id": room_id,
+        "window_start": window_start,
+        "window_end": window_end,
+        "other_than": other_than,
+    }
+
+
+def _leaving_one_out(statement: Select[*Columns]) -> Select[*Columns]:
+    """`statement` less the booking `:other_than` (one being moved is in nobody's way)."""
+    return statement.where(Booking.id != bindparam("other_than", type_=Booking.id.type))
+
+
+@lru_cache(maxsize=2)
+def kinds_in_the_way_statement(*, leaves_one_out: bool) -> Select[str]:
+    """The kinds holding a room in a window; built once per shape (refusals explain with it)."""
+    return _window_held(select(Booking.kind).distinct(), leaves_one_out=leaves_one_out)
+
+
+@lru_cache(maxsize=2)
+def blocked_ranges_statement(*, leaves_one_out: bool) -> Select[datetime, datetime]:
+    """The blocked ranges holding a room in a window; built once per shape."""
+    return _window_held(
+        select(Booking.starts_at, Booking.blocked_until), leaves_one_out=leaves_one_out
+    )
+
+
+@lru_cache(maxsize=2)
+def other_free_rooms_statement(*, leaves_one_out: bool) -> Select[Room]:
+    """Other active rooms that hold the attendees and nothing blocks, smallest first.
+
+    Built once per shape: every refused booking looks for rooms to offer instead.
+    """
+    blocked = _blocked_by_booking_in_room(
+        bindparam("starts_at", type_=Booking.starts_at.type),
+        bindparam("ends_at", type_=Booking.ends_at.type),
+        bindparam("default_buffer_minutes", type_=Integer()),
+    )
+    in_the_way = select(Booking.id).where(_holding(Room.id, blocked))
+    if leaves_one_out:
+        in_the_way = _leaving_one_out(in_the_way)
+    return (
+        select(Room)
+        .where(
+            Room.is_active.is_(True),
+            Room.capacity >= bindparam("attendees", type_=Integer()),
+            Room.id != bindparam("other_room", type_=Room.id.type),
+            ~in_the_way.exists(),
+        )
+        .order_by(Room.capacity, Room.name, Room.id)
+        .limit(bindparam("rooms_limit", type_=Integer()))
     )
 
 
@@ -338,14 +417,16 @@ class BookingRepository:
         other_than: uuid.UUID | None,
     ) -> set[BookingKind]:
         """The kinds of rows (booking, blackout) holding the room somewhere in the range."""
-        statement = (
-            select(Booking.kind)
-            .distinct()
-            .where(_holding(room_id, _span(starts_at, blocked_until)))
+        kinds = await self.session.scalars(
+            kinds_in_the_way_statement(leaves_one_out=other_than is not None),
+            _window_parameters(
+                room_id=room_id,
+                window_start=starts_at,
+                window_end=blocked_until,
+                other_than=other_than,
+            ),
         )
-        if other_than is not None:
-            statement = statement.where(Booking.id != other_than)
-        return {BookingKind(kind) for kind in (await self.session.scalars(statement)).all()}
+        return {BookingKind(kind) for kind in kinds.all()}
 
     async def blocked_ranges(
         self,
@@ -356,13 +437,16 @@ class BookingRepository:
         other_than: uuid.UUID | None,
     ) -> list[tuple[datetime, datetime]]:
         """The blocked ranges (buffers included) of the rows holding the room in the window."""
-        statement = select(Booking.starts_at, Booking.blocked_until).where(
-            _holding(room_id, _span(window_start, window_end))
+        rows = await self.session.execute(
+            blocked_ranges_statement(leaves_one_out=other_than is not None),
+            _window_parameters(
+                room_id=room_id,
+                window_start=window_start,
+                window_end=window_end,
+                other_than=other_than,
+            ),
         )
-        if other_than is not None:
-            statement = statement.where(Booking.id != other_than)
-        rows = (await self.session.execute(statement)).all()
-        return [(row.starts_at, row.blocked_until) for row in rows]
+        return [(row.starts_at, row.blocked_until) for row in rows.all()]
 
     async def free_rooms(
         self,
@@ -381,22 +465,19 @@ class BookingRepository:
         have free, as a booking there would block it; `other_than` (a booking being moved)
         is not in anyone's way. Smallest fitting room first.
         """
-        blocked = _blocked_by_booking_in_room(starts_at, ends_at, default_buffer_minutes)
-        in_the_way = select(Booking.id).where(_holding(Room.id, blocked))
-        if other_than is not None:
-            in_the_way = in_the_way.where(Booking.id != other_than)
-        statement = (
-            select(Room)
-            .where(
-                Room.is_active.is_(True),
-                Room.capacity >= attendees,
-                Room.id != other_room,
-                ~in_the_way.exists(),
-            )
-            .order_by(Room.capacity, Room.name, Room.id)
-            .limit(limit)
+        rooms = await self.session.scalars(
+            other_free_rooms_statement(leaves_one_out=other_than is not None),
+            {
+                "starts_at": starts_at,
+                "ends_at": ends_at,
+                "default_buffer_minutes": default_buffer_minutes,
+                "attendees": attendees,
+                "other_room": other_room,
+                "other_than": other_than,
+                "rooms_limit": limit,
+            },
         )
-        return (await self.session.scalars(statement)).all()
+        return rooms.all()
 
     async def list_page(
         self, *, filters: BookingFilter, page: PageRequest
