@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import Query, Request, Response, status
 
-from app.auth.dependencies import CurrentUser, ManagerUser
+from app.auth.dependencies import CurrentUser, IdempotencyDep, ManagerUser
 from app.bookings.dependencies import (
     AmenitiesQuery,
     AvailabilityServiceDep,
@@ -85,19 +85,24 @@ async def available_rooms(
     "",
     name="create",
     status_code=status.HTTP_201_CREATED,
+    response_model=RoomRead,
     responses=problem_responses(403, 409),
 )
 async def create_room(
     _: ManagerUser,
     data: RoomCreate,
     rooms: RoomServiceDep,
+    idempotency: IdempotencyDep,
     request: Request,
     response: Response,
-) -> RoomRead:
-    """Create a room (409 `room-name-taken` when another has the name, in any case)."""
+) -> Response:
+    """Create a room (409 `room-name-taken` when another has the name, in any case).
+
+    Honours `Idempotency-Key`.
+    """
     room = await rooms.create(data=data)
     response.headers["Location"] = f"{request.url.path.rstrip('/')}/{room.id}"
-    return _read(room, rooms, response)
+    return await idempotency.respond(_read(room, rooms, response))
 
 
 @rooms_router.get("/{room_id:uuid}", name="get", responses=problem_responses(404))
@@ -149,14 +154,22 @@ async def reactivate_room(
     "/{room_id:uuid}/blackouts",
     name="add-blackout",
     status_code=status.HTTP_201_CREATED,
+    response_model=BlackoutRead,
     responses={**problem_responses(403, 404), **BLACKOUT_CONFLICT},
 )
 async def add_blackout(
-    principal: ManagerUser, room: RoomForUpdate, data: BlackoutCreate, blackouts: BlackoutServiceDep
-) -> BlackoutRead:
-    """Close the room for a time; 409 `blackout-conflict` lists what holds it then."""
+    principal: ManagerUser,
+    room: RoomForUpdate,
+    data: BlackoutCreate,
+    blackouts: BlackoutServiceDep,
+    idempotency: IdempotencyDep,
+) -> Response:
+    """Close the room for a time; 409 `blackout-conflict` lists what holds it then.
+
+    Honours `Idempotency-Key`.
+    """
     blackout = await blackouts.add(room=room, actor_id=principal.id, data=data)
-    return BlackoutRead.model_validate(blackout)
+    return await idempotency.respond(BlackoutRead.model_validate(blackout))
 
 
 @rooms_router.get(

@@ -368,6 +368,8 @@ export interface paths {
         /**
          * Create
          * @description Create a room (409 `room-name-taken` when another has the name, in any case).
+         *
+         *     Honours `Idempotency-Key`.
          */
         post: operations["rooms-create"];
         delete?: never;
@@ -476,6 +478,8 @@ export interface paths {
         /**
          * Add-Blackout
          * @description Close the room for a time; 409 `blackout-conflict` lists what holds it then.
+         *
+         *     Honours `Idempotency-Key`.
          */
         post: operations["rooms-add-blackout"];
         delete?: never;
@@ -4245,7 +4249,10 @@ export interface operations {
     "rooms-create": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: the same key with the same request replays the first committed answer (with `Idempotent-Replayed: true`) instead of running it again. */
+                "Idempotency-Key"?: string | null;
+            };
             path?: never;
             cookie?: never;
         };
@@ -4258,6 +4265,8 @@ export interface operations {
             /** @description Successful Response */
             201: {
                 headers: {
+                    /** @description `true` when this is the stored answer to an earlier request with the same `Idempotency-Key` (absent on a first answer). */
+                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -4982,7 +4991,10 @@ export interface operations {
     "rooms-add-blackout": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: the same key with the same request replays the first committed answer (with `Idempotent-Replayed: true`) instead of running it again. */
+                "Idempotency-Key"?: string | null;
+            };
             path: {
                 room_id: string;
             };
@@ -4997,6 +5009,8 @@ export interface operations {
             /** @description Successful Response */
             201: {
                 headers: {
+                    /** @description `true` when this is the stored answer to an earlier request with the same `Idempotency-Key` (absent on a first answer). */
+                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
