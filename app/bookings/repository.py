@@ -173,16 +173,10 @@ def _span(starts_at: Any, ends_at: Any) -> ColumnElement[Any]:
     return func.tstzrange(starts_at, ends_at, "[)")
 
 
-BLOCKING_ROWS = (
-    select(
-        Booking.starts_at,
-        Booking.ends_at,
-        Booking.blocked_until,
-        Booking.kind,
-        Booking.status,
-        Booking.owner_id,
-    )
-    .where(
+def _window_held(statement: Select[*Columns], *, leaves_one_out: bool) -> Select[*Columns]:
+    """`statement` over the rows holding room `:room_id` in `[:window_start, :window_end)`,
+    less the booking `:other_than` when `leaves_one_out`."""
+    statement = statement.where(
         _holding(
             bindparam("room_id", type_=Booking.room_id.type),
             _span(
@@ -191,8 +185,41 @@ BLOCKING_ROWS = (
             ),
         )
     )
-    .order_by(Booking.starts_at)
-)
+    return _leaving_one_out(statement) if leaves_one_out else statement
+
+
+def _window_parameters(
+    *,
+    room_id: uuid.UUID,
+    window_start: datetime,
+    window_end: datetime,
+    other_than: uuid.UUID | None,
+) -> dict[str, Any]:
+    """The parameters of a `_window_held` statement."""
+    return {
+        "room_id": room_id,
+        "window_start": window_start,
+        "window_end": window_end,
+        "other_than": other_than,
+    }
+
+
+def _leaving_one_out(statement: Select[*Columns]) -> Select[*Columns]:
+    """`statement` less the booking `:other_than` (one being moved is in nobody's way)."""
+    return statement.where(Booking.id != bindparam("other_than", type_=Booking.id.type))
+
+
+BLOCKING_ROWS = _window_held(
+    select(
+        Booking.starts_at,
+        Booking.ends_at,
+        Booking.blocked_until,
+        Booking.kind,
+        Booking.status,
+        Booking.owner_id,
+    ),
+    leaves_one_out=False,
+).order_by(Booking.starts_at)
 """Bookings and blackouts holding a room in a window, built once (every availability asks)."""
 
 
@@ -238,42 +265,6 @@ def unblocked_rooms_statement(
     return keyset_statement(
         statement, sort_column=Room.name, id_column=Room.id, after=after, descending=False
     )
-
-
-def _window_held(statement: Select[*Columns], *, leaves_one_out: bool) -> Select[*Columns]:
-    """`statement` over the rows holding room `:room_id` in `[:window_start, :window_end)`,
-    less the booking `:other_than` when `leaves_one_out`."""
-    statement = statement.where(
-        _holding(
-            bindparam("room_id", type_=Booking.room_id.type),
-            _span(
-                bindparam("window_start", type_=Booking.starts_at.type),
-                bindparam("window_end", type_=Booking.ends_at.type),
-            ),
-        )
-    )
-    return _leaving_one_out(statement) if leaves_one_out else statement
-
-
-def _window_parameters(
-    *,
-    room_id: uuid.UUID,
-    window_start: datetime,
-    window_end: datetime,
-    other_than: uuid.UUID | None,
-) -> dict[str, Any]:
-    """The parameters of a `_window_held` statement."""
-    return {
-        "room_id": room_id,
-        "window_start": window_start,
-        "window_end": window_end,
-        "other_than": other_than,
-    }
-
-
-def _leaving_one_out(statement: Select[*Columns]) -> Select[*Columns]:
-    """`statement` less the booking `:other_than` (one being moved is in nobody's way)."""
-    return statement.where(Booking.id != bindparam("other_than", type_=Booking.id.type))
 
 
 @lru_cache(maxsize=2)
