@@ -4,7 +4,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVarTuple
 
 from sqlalchemy import BindParameter, ColumnElement, Row, Select, bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.audit.models import GENESIS_HASH, HEAD_ID, AuditChainHead, AuditEvent
 from app.audit.schemas import AuditEventRead, AuditFilter
+from app.core.db import LIKE_ESCAPE, prefix_pattern
 from app.core.pagination import (
     PageRequest,
     SortValue,
@@ -22,6 +23,7 @@ from app.core.pagination import (
 )
 
 EXPORT_BATCH_ROWS = 1000
+Columns = TypeVarTuple("Columns")
 
 # Chain statements run on every audited commit, so they use Core tables (no ORM bookkeeping).
 _events = AuditEvent.metadata.tables[AuditEvent.__tablename__]
@@ -70,32 +72,6 @@ BEYOND_HEAD = (
 EXPORT_COLUMNS = tuple(_events.c[name] for name in AuditEventRead.model_fields)
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def filtered(*, filters: AuditFilter) -> Select[AuditEvent]:
-    """Select the events matching every set filter."""
-    statement = select(AuditEvent)
-    if filters.actor_id is not None:
-        statement = statement.where(AuditEvent.actor_id == filters.actor_id)
-    if filters.action is not None:
-        statement = statement.where(
-            AuditEvent.action.like(_escape_like(filters.action) + "%", escape="\\")
-            if filters.action.endswith(".")
-            else AuditEvent.action == filters.action
-        )
-    if filters.entity_type is not None:
-        statement = statement.where(AuditEvent.entity_type == filters.entity_type)
-    if filters.entity_id is not None:
-        statement = statement.where(AuditEvent.entity_id == filters.entity_id)
-    if filters.since is not None:
-        statement = statement.where(AuditEvent.occurred_at >= filters.since)
-    if filters.until is not None:
-        statement = statement.where(AuditEvent.occurred_at < filters.until)
-    return statement
-
-
 EVENT_FILTERS: dict[str, Callable[[BindParameter[Any]], ColumnElement[bool]]] = {
     "actor_id": lambda value: AuditEvent.actor_id == value,
     "action": lambda value: AuditEvent.action == value,
@@ -107,28 +83,61 @@ EVENT_FILTERS: dict[str, Callable[[BindParameter[Any]], ColumnElement[bool]]] = 
 """Each filter of the audit list, as the condition on its bound parameter."""
 
 
+def _matching(
+    statement: Select[*Columns], *, filtered_by: frozenset[str], action_prefix: bool
+) -> Select[*Columns]:
+    """`statement` over the entries matching the given filters, each a bound parameter.
+
+    An action ending in `.` is a prefix (`booking.` is every booking action).
+    """
+    for name in sorted(filtered_by):
+        # A bound parameter takes the type of the column it is compared with.
+        value: BindParameter[Any] = bindparam(name)
+        condition = (
+            AuditEvent.action.like(value, escape=LIKE_ESCAPE)
+            if name == "action" and action_prefix
+            else EVENT_FILTERS[name](value)
+        )
+        statement = statement.where(condition)
+    return statement
+
+
+def _event_parameters(filters: AuditFilter) -> tuple[dict[str, Any], bool]:
+    """The filters' parameters for `_matching`, and whether the action is a prefix."""
+    action = filters.action
+    action_prefix = action is not None and action.endswith(".")
+    parameters = {
+        "actor_id": filters.actor_id,
+        "action": prefix_pattern(action) if action and action_prefix else action,
+        "entity_type": filters.entity_type,
+        "entity_id": filters.entity_id,
+        "since": filters.since,
+        "until": filters.until,
+    }
+    return parameters, action_prefix
+
+
 @lru_cache(maxsize=128)
 def events_page_statement(
     *, filtered_by: frozenset[str], action_prefix: bool, after: bool
 ) -> Select[Any]:
     """A page of entries as plain rows, newest first, for one combination of filters.
 
-    Built once per combination, as `filtered` builds the export's statement per request;
-    an action ending in `.` is a prefix (`booking.` is every booking action).
+    Built once per combination, as the export's statement is.
     """
-    statement = select(*_events.c)
-    for name in sorted(filtered_by):
-        # A bound parameter takes the type of the column it is compared with.
-        value: BindParameter[Any] = bindparam(name)
-        condition = (
-            AuditEvent.action.like(value, escape="\\")
-            if name == "action" and action_prefix
-            else EVENT_FILTERS[name](value)
-        )
-        statement = statement.where(condition)
+    statement = _matching(select(*_events.c), filtered_by=filtered_by, action_prefix=action_prefix)
     return keyset_statement(
         statement, sort_column=AuditEvent.occurred_at, id_column=AuditEvent.id, after=after
     )
+
+
+@lru_cache(maxsize=128)
+def export_statement(*, filtered_by: frozenset[str], action_prefix: bool) -> Select[Any]:
+    """Every matching entry's exported columns, newest first, for one combination of filters."""
+    statement = _matching(
+        select(*EXPORT_COLUMNS), filtered_by=filtered_by, action_prefix=action_prefix
+    )
+    return statement.order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc())
 
 
 class ChainWriter:
@@ -201,16 +210,7 @@ class AuditRepository:
 
         Rows, not ORM objects: a page is only shown, so the identity map would only add work.
         """
-        action = filters.action
-        action_prefix = action is not None and action.endswith(".")
-        parameters = {
-            "actor_id": filters.actor_id,
-            "action": _escape_like(action) + "%" if action and action_prefix else action,
-            "entity_type": filters.entity_type,
-            "entity_id": filters.entity_id,
-            "since": filters.since,
-            "until": filters.until,
-        }
+        parameters, action_prefix = _event_parameters(filters)
         statement = events_page_statement(
             filtered_by=filters_given(parameters),
             action_prefix=action_prefix,
@@ -231,10 +231,12 @@ class AuditRepository:
         `yield_per` fetches one batch at a time and plain rows bypass the identity map,
         so memory stays flat however many rows match.
         """
-        statement = filtered(filters=filters).order_by(
-            AuditEvent.occurred_at.desc(), AuditEvent.id.desc()
+        parameters, action_prefix = _event_parameters(filters)
+        statement = export_statement(
+            filtered_by=filters_given(parameters), action_prefix=action_prefix
         )
-        columns = statement.with_only_columns(*EXPORT_COLUMNS)
-        result = await self.session.stream(columns.execution_options(yield_per=EXPORT_BATCH_ROWS))
+        result = await self.session.stream(
+            statement.execution_options(yield_per=EXPORT_BATCH_ROWS), parameters
+        )
         async for batch in result.partitions():
             yield batch

@@ -83,13 +83,21 @@ async def update_bumping_version(
 
 
 LIKE_ESCAPE = "\\"
-"""The escape character `contains_pattern` uses; pass it as `escape=` to `ilike`."""
+"""The escape character `contains_pattern` and `prefix_pattern` use; pass it as `escape=`."""
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def contains_pattern(text: str) -> str:
     """A LIKE pattern matching any value that contains `text` literally (`%` and `_` escaped)."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+    return f"%{_escape_like(text)}%"
+
+
+def prefix_pattern(text: str) -> str:
+    """A LIKE pattern matching any value that starts with `text` literally (escaped alike)."""
+    return f"{_escape_like(text)}%"
 
 
 def async_url(raw: str) -> str:
