@@ -5,8 +5,9 @@
 1. seeds `roombook_bench` with bulk SQL (`benchmarks/seed.py`) on the server named by
    `BENCH_DATABASE_URL`, else `DATABASE__URL`, else the embedded PostgreSQL;
 2. measures raw argon2id verifications per second on the server's core;
-3. serves the ceiling app (`benchmarks/ceiling.py`), then Roombook (`python -m app.cli
-   serve`), each with `ENVIRONMENT=production` and one worker, pinned to one core;
+3. serves the ceiling app (`benchmarks/ceiling.py`), the floor app (`benchmarks/floor.py`),
+   then Roombook (`python -m app.cli serve`), each with `ENVIRONMENT=production` and one
+   worker, pinned to one core;
 4. drives each with wrk (one thread, pinned to the other core) and the Lua scripts of
    `benchmarks/wrk/`: per scenario a warm-up, then a run at each connection count; then a
    login storm; the server's CPU time and RSS come from /proc;
@@ -24,7 +25,7 @@ import subprocess
 import sys
 import urllib.parse
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,10 @@ OWN_BOOKINGS = 10
 """Bookings per member that `GET /bookings/{id}` asks for, each as its owner."""
 CEILING_CONNECTIONS = 64
 """Ratios are taken to the ceiling's rate at this many connections."""
+CEILING = "ceiling"
+"""The bare Starlette and asyncpg app (`benchmarks/ceiling.py`): the machine's limit."""
+FLOOR = "floor"
+"""The least Roombook's stack does for one read (`benchmarks/floor.py`): the stack's limit."""
 STORM_CONNECTIONS = 8
 LOGIN = "POST /auth/login"
 ME = "GET /users/me"
@@ -458,7 +463,7 @@ class Report:
     def ceiling_rps(self) -> float:
         """The ceiling's req/s at `CEILING_CONNECTIONS`."""
         for row in self.rows:
-            if row.scenario == "ceiling" and row.connections == CEILING_CONNECTIONS:
+            if row.scenario == CEILING and row.connections == CEILING_CONNECTIONS:
                 return row.run.rps
         raise LookupError(f"the ceiling was not measured at {CEILING_CONNECTIONS} connections")
 
@@ -508,7 +513,7 @@ class Bench:
             )
             verify(measured, connections)
             run = measured.accepting(scenario.accepted)
-            ceiling = None if name == "ceiling" else report.ceiling_rps()
+            ceiling = None if name == CEILING else report.ceiling_rps()
             report.add(
                 Row(name, connections, run, cpu, None if ceiling is None else run.rps / ceiling)
             )
@@ -516,25 +521,41 @@ class Bench:
         return runs
 
 
-def bench_ceiling(bench: Bench, report: Report, *, env: dict[str, str]) -> None:
-    """Serve the ceiling app and measure it at every connection count."""
+def bench_reference(bench: Bench, report: Report, *, name: str, env: dict[str, str]) -> None:
+    """Serve `benchmarks.<name>` (a reference app answering `GET /`) and sweep it."""
     with serving(
-        ["benchmarks.ceiling"],
+        [f"benchmarks.{name}"],
         env=env,
         ready_path="/",
         pin=bench.pin,
-        log_path=RESULTS_DIR / "ceiling.log",
+        log_path=RESULTS_DIR / f"{name}.log",
     ) as server:
-        bare = Scenario(
-            name="ceiling",
+        plain = Scenario(
+            name=name,
             load=Load("get.lua", ("/",)),
             probe=httpx.Request("GET", server.base_url + "/"),
         )
-        bench.sweep(server, report, scenario=bare)
+        bench.sweep(server, report, scenario=plain)
+
+
+def bench_ceiling(bench: Bench, report: Report, *, env: dict[str, str]) -> None:
+    """Measure the ceiling app at every connection count; then the rows get their ratios."""
+    bench_reference(bench, report, name=CEILING, env=env)
     ceiling = report.ceiling_rps()
     report.rows[:] = [
         Row(r.scenario, r.connections, r.run, r.cpu_us, r.run.rps / ceiling) for r in report.rows
     ]
+
+
+def bench_floor(bench: Bench, report: Report, *, env: dict[str, str]) -> None:
+    """Measure the floor app where ratios are taken, and say what it bounds."""
+    bench_reference(replace(bench, connections=(CEILING_CONNECTIONS,)), report, name=FLOOR, env=env)
+    [floor] = [r for r in report.rows if r.scenario == FLOOR]
+    share = floor.run.rps / report.ceiling_rps()
+    report.notes.append(
+        f"floor (FastAPI, the request session, one SELECT, a response model, nothing else): "
+        f"{share:.3f} of the ceiling; no route of Roombook can pass it (benchmarks/floor.py)"
+    )
 
 
 def bench_api(
@@ -805,6 +826,7 @@ def run(options: argparse.Namespace) -> None:
     api_env = server_environment(
         database_url=url, security=security, audit=audit, overrides=options.set
     )
+    bench_floor(bench, report, env=api_env)
     bench_api(
         bench,
         report,
