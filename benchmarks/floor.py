@@ -20,6 +20,7 @@ from sqlalchemy import bindparam, select
 from app.cli import server_options
 from app.core.config import get_settings
 from app.core.db import SessionDep, create_engine, create_session_factory
+from app.factory import settle_collector
 from app.users.models import User
 from app.users.schemas import UserRead
 from benchmarks import seed
@@ -52,9 +53,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app() -> FastAPI:
-    """The floor app (a factory, as uvicorn is told by the shared serve options)."""
+    """The floor app (a factory, as uvicorn is told by the shared serve options).
+
+    Its collector is set as Roombook's served app sets its own, so that no route gains on
+    the floor by a setting the floor lacks.
+    """
     app = FastAPI(lifespan=lifespan, openapi_url=None)
     app.add_api_route("/", read_user, methods=["GET"], response_model=UserRead)
+    settle_collector(get_settings().server)
     return app
 
 

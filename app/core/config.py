@@ -137,6 +137,11 @@ class ServerSettings(BaseModel):
     previous response ends; otherwise the connection is closed (slow-loris clients)."""
     graceful_shutdown_timeout_s: int = Field(default=20, ge=1)
     """On shutdown, running requests get this long to finish before they are cancelled."""
+    gc_young_threshold: int = Field(default=10_000, ge=100)
+    """Container objects allocated (net of those freed) between two collections of the
+    youngest garbage-collector generation in a served process. Python's 700 is less than
+    the objects a few requests hold at once, so under load the collector ran every few
+    requests and moved live requests' objects into older generations."""
 
 
 class LogSettings(BaseModel):

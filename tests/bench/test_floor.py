@@ -1,12 +1,14 @@
 """The floor app reads the bench's admin through the request session, and nothing more."""
 
+import gc
+
 import asyncpg
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.chain import ChainKeys
-from app.core.config import AuditSettings
+from app.core.config import AuditSettings, ServerSettings
 from benchmarks import floor, seed
 from tests.core.support import captured_statements
 
@@ -26,7 +28,15 @@ async def test_the_floor_answers_the_admin_with_one_statement(
     connection = await db_session.connection()
     driver: asyncpg.Connection = (await connection.get_raw_connection()).driver_connection
     await seed.seed_users(driver, plan)
-    floor_app = floor.create_app()
+    thresholds = gc.get_threshold()
+    try:
+        floor_app = floor.create_app()
+        # The floor's collector is set as the served app's is.
+        assert gc.get_threshold()[0] == ServerSettings().gc_young_threshold
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
     # The test's transaction stands in for the lifespan's engine.
     floor_app.state.session_factory = app.state.session_factory
 

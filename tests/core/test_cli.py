@@ -334,15 +334,19 @@ def test_db_stop_reports_a_failed_stop(
     assert "pg_ctl could not stop the embedded server" in caplog.text
 
 
-def test_the_served_app_freezes_its_start_up_objects(
+def test_the_served_app_freezes_its_start_up_objects_and_collects_young_ones_less_often(
     monkeypatch: pytest.MonkeyPatch, database_url: str
 ) -> None:
     monkeypatch.setenv("DATABASE__URL", database_url)
+    monkeypatch.setenv("SERVER__GC_YOUNG_THRESHOLD", "12345")
     module, name = cli.APP_FACTORY.split(":")
     factory = getattr(importlib.import_module(module), name)
+    thresholds = gc.get_threshold()
     try:
         app = factory()
         assert isinstance(app, FastAPI)
         assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == (12345, *thresholds[1:])
     finally:
         gc.unfreeze()
+        gc.set_threshold(*thresholds)
