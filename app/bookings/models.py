@@ -147,12 +147,16 @@ class Booking(UUIDPrimaryKey, Timestamped, Base):
     """First instant after the booking (exclusive): back-to-back bookings do not overlap."""
     blocked_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     """`ends_at` plus the room's buffer when written; the room stays blocked until then."""
+    # The two ranges exist for the constraint and the indexes, which SQL compares; Python
+    # reads the instants above. Deferred, no load or RETURNING decodes them into objects.
     during: Mapped[Range[datetime]] = mapped_column(
-        TSTZRANGE, Computed("tstzrange(starts_at, ends_at, '[)')", persisted=True)
+        TSTZRANGE, Computed("tstzrange(starts_at, ends_at, '[)')", persisted=True), deferred=True
     )
     """`[starts_at, ends_at)` as a range, computed by PostgreSQL."""
     blocked: Mapped[Range[datetime]] = mapped_column(
-        TSTZRANGE, Computed("tstzrange(starts_at, blocked_until, '[)')", persisted=True)
+        TSTZRANGE,
+        Computed("tstzrange(starts_at, blocked_until, '[)')", persisted=True),
+        deferred=True,
     )
     """`[starts_at, blocked_until)`: what the room is held for; the constraint compares these."""
     status: Mapped[str] = mapped_column(String(16))
