@@ -15,6 +15,7 @@ from sqlalchemy import (
     Interval,
     Row,
     Select,
+    String,
     and_,
     bindparam,
     exists,
@@ -35,7 +36,6 @@ from app.core.locks import WAIT_FOR_LOCK, advisory_lock_id
 from app.core.pagination import (
     PageRequest,
     SortValue,
-    fetch_page,
     fetch_prebuilt_page,
     filters_given,
     keyset_statement,
@@ -121,29 +121,48 @@ class RoomRepository:
         self, *, filters: RoomFilter, page: PageRequest
     ) -> tuple[Sequence[Room], tuple[SortValue, uuid.UUID] | None]:
         """One page of matching rooms, active or not, by name (then id)."""
-        statement = select(Room)
-        if filters.min_capacity is not None:
-            statement = statement.where(Room.capacity >= filters.min_capacity)
-        if filters.amenities:
-            statement = statement.where(Room.amenities.contains(list(filters.amenities)))
-        if filters.location is not None:
-            statement = statement.where(func.lower(Room.building) == func.lower(filters.location))
-        if filters.q is not None:
-            pattern = contains_pattern(filters.q)
-            statement = statement.where(
-                or_(
-                    Room.name.ilike(pattern, escape=LIKE_ESCAPE),
-                    Room.description.ilike(pattern, escape=LIKE_ESCAPE),
-                )
-            )
-        return await fetch_page(
+        parameters = {
+            "min_capacity": filters.min_capacity,
+            "amenities": list(filters.amenities) or None,
+            "location": filters.location,
+            "q": None if filters.q is None else contains_pattern(filters.q),
+        }
+        statement = rooms_page_statement(
+            filtered_by=filters_given(parameters), after=page.after is not None
+        )
+        return await fetch_prebuilt_page(
             self.session,
             statement=statement,
-            sort_column=Room.name,
-            id_column=Room.id,
+            parameters=parameters,
+            sort_key="name",
+            id_key="id",
             page=page,
-            descending=False,
         )
+
+
+ROOM_FILTERS: dict[str, Callable[[BindParameter[Any]], ColumnElement[bool]]] = {
+    "min_capacity": lambda value: Room.capacity >= value,
+    "amenities": Room.amenities.contains,
+    "location": lambda value: func.lower(Room.building) == func.lower(value),
+    "q": lambda value: or_(
+        Room.name.ilike(value, escape=LIKE_ESCAPE),
+        Room.description.ilike(value, escape=LIKE_ESCAPE),
+    ),
+}
+"""Each filter of the room list, as the condition on its bound parameter."""
+
+
+@lru_cache(maxsize=32)
+def rooms_page_statement(*, filtered_by: frozenset[str], after: bool) -> Select[Room]:
+    """A page of rooms by name, for one combination of filters, built once."""
+    statement = select(Room)
+    for name in sorted(filtered_by):
+        # `lower()` takes text or a range: the location's parameter must say which.
+        value = bindparam(name, type_=String()) if name == "location" else bindparam(name)
+        statement = statement.where(ROOM_FILTERS[name](value))
+    return keyset_statement(
+        statement, sort_column=Room.name, id_column=Room.id, after=after, descending=False
+    )
 
 
 HOLDING: BindParameter[list[str]] = bindparam(
@@ -353,19 +372,36 @@ class BlackoutRepository:
         self, *, room_id: uuid.UUID, page: PageRequest
     ) -> tuple[Sequence[Booking], tuple[SortValue, uuid.UUID] | None]:
         """One page of the room's blackouts in force by start (then id), earliest first."""
-        statement = select(Booking).where(
-            Booking.room_id == room_id,
-            Booking.kind == BookingKind.BLACKOUT.value,
-            Booking.status == BookingStatus.CONFIRMED.value,
-        )
-        return await fetch_page(
+        return await fetch_prebuilt_page(
             self.session,
-            statement=statement,
-            sort_column=Booking.starts_at,
-            id_column=Booking.id,
+            statement=blackouts_page_statement(after=page.after is not None),
+            parameters={"room_id": room_id},
+            sort_key="starts_at",
+            id_key="id",
             page=page,
-            descending=False,
         )
+
+
+def earliest_first(statement: Select[Booking], *, after: bool) -> Select[Booking]:
+    """`statement` as a page of rows by start (then id), earliest first."""
+    return keyset_statement(
+        statement,
+        sort_column=Booking.starts_at,
+        id_column=Booking.id,
+        after=after,
+        descending=False,
+    )
+
+
+@lru_cache(maxsize=2)
+def blackouts_page_statement(*, after: bool) -> Select[Booking]:
+    """A page of one room's blackouts in force by start; built once per shape."""
+    statement = select(Booking).where(
+        Booking.room_id == bindparam("room_id"),
+        Booking.kind == BookingKind.BLACKOUT.value,
+        Booking.status == BookingStatus.CONFIRMED.value,
+    )
+    return earliest_first(statement, after=after)
 
 
 class BookingRepository:
@@ -512,13 +548,7 @@ def bookings_page_statement(*, filtered_by: frozenset[str], after: bool) -> Sele
     for name in sorted(filtered_by):
         # A bound parameter takes the type of the column it is compared with.
         statement = statement.where(BOOKING_FILTERS[name](bindparam(name)))
-    return keyset_statement(
-        statement,
-        sort_column=Booking.starts_at,
-        id_column=Booking.id,
-        after=after,
-        descending=False,
-    )
+    return earliest_first(statement, after=after)
 
 
 class AvailabilityRepository:

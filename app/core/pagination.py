@@ -107,17 +107,25 @@ async def fetch_page(
     page: PageRequest,
     descending: bool = True,
 ) -> tuple[Sequence[RowT], tuple[SortValue, uuid.UUID] | None]:
-    """Run a keyset-paginated select; return the rows and the key to resume after.
+    """Run a keyset-paginated select built for this call; return the rows and the resume key.
 
-    Needs an index on `(sort_column, id_column)` to stay an index scan at any depth.
+    Needs an index on `(sort_column, id_column)` to stay an index scan at any depth. A
+    route asked for often keeps its statement instead (`keyset_statement`).
     """
-    if page.after is not None:
-        key = tuple_(sort_column, id_column)
-        statement = statement.where(key < page.after if descending else key > page.after)
-    order = (sort_column.desc(), id_column.desc()) if descending else (sort_column, id_column)
-    result = await session.execute(statement.order_by(*order).limit(page.limit + 1))
-    return _page_of(
-        result, statement=statement, page=page, sort_key=sort_column.key, id_key=id_column.key
+    keyed = keyset_statement(
+        statement,
+        sort_column=sort_column,
+        id_column=id_column,
+        after=page.after is not None,
+        descending=descending,
+    )
+    return await fetch_prebuilt_page(
+        session,
+        statement=keyed,
+        parameters={},
+        sort_key=sort_column.key,
+        id_key=id_column.key,
+        page=page,
     )
 
 

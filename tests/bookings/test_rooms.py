@@ -200,6 +200,8 @@ async def test_the_list_filters_by_capacity_amenities_location_and_text(
     assert await _names(client, member_headers, q="A_1") == ["Delta_1"]
     assert await _names(client, member_headers, q="amm") == ["Gamma"]
     assert await _names(client, member_headers, location="Annex", min_capacity=9) == ["Beta"]
+    every_filter = {"min_capacity": 5, "amenities": "video", "location": "MAIN", "q": "mm"}
+    assert await _names(client, member_headers, **every_filter) == ["Gamma"]
 
 
 @pytest.mark.parametrize(
