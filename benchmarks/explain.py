@@ -349,7 +349,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The data set's size, as `make bench-http` takes it."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.explain")
     parser.add_argument("--users", type=int, default=10_000)
-    parser.add_argument("--audit-events", type=int, default=50_000)
+    parser.add_argument("--audit-events", type=int, default=1_000_000)
     parser.add_argument("--rooms", type=int, default=500)
     parser.add_argument("--bookings", type=int, default=200_000)
     return parser.parse_args(argv)

@@ -875,7 +875,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="run only the scenarios whose name contains one of these, e.g. /users/me login",
     )
     parser.add_argument("--users", type=int, default=10_000)
-    parser.add_argument("--audit-events", type=int, default=50_000, help="e.g. 1000000")
+    parser.add_argument("--audit-events", type=int, default=1_000_000)
     parser.add_argument("--rooms", type=int, default=500)
     parser.add_argument("--bookings", type=int, default=200_000, help="spread over the rooms")
     parser.add_argument(

@@ -69,7 +69,7 @@ class SeedPlan:
     token_users: int = 100
     """Members 1 … token_users get sessions; the read scenarios act as them."""
     sessions_per_user: int = 3
-    audit_events: int = 50_000
+    audit_events: int = 1_000_000
     rooms: int = 500
     bookings: int = 200_000
     """Spread evenly over the rooms (the remainder is dropped), at most 520 per room."""
